@@ -1,0 +1,46 @@
+//! The same data written to plain PostgreSQL, TimescaleDB (pglite) and SQLite gives
+//! identical answers to every query.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use liftguard_store::testing::{PgTestDb, PgliteServer};
+use liftguard_store::{Backend, Store, StoreOptions};
+
+#[tokio::test]
+async fn identical_results_across_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display());
+    let sqlite = Store::connect(&sqlite_url, StoreOptions { max_connections: 2 })
+        .await
+        .unwrap();
+    let db = PgTestDb::create().await.unwrap();
+    let pg = Store::connect(db.url(), StoreOptions { max_connections: 2 })
+        .await
+        .unwrap();
+    let server = PgliteServer::start().await.unwrap();
+    let ts = Store::connect(&server.url(), StoreOptions { max_connections: 1 })
+        .await
+        .unwrap();
+
+    assert_eq!(sqlite.migrate().await.unwrap(), Backend::Sqlite);
+    assert_eq!(pg.migrate().await.unwrap(), Backend::Postgres);
+    assert_eq!(ts.migrate().await.unwrap(), Backend::Timescale);
+
+    let s_lite = common::load_reference_data(&sqlite).await;
+    let s_pg = common::load_reference_data(&pg).await;
+    let s_ts = common::load_reference_data(&ts).await;
+
+    // The snapshot is not trivial.
+    assert_eq!(s_lite.gyms.len(), 2);
+    assert_eq!(s_lite.athletes.len(), 3);
+    assert_eq!(s_lite.all.len(), 410);
+    assert!(s_lite.by_gym_pages.len() > 5);
+    assert!(!s_lite.events_window.is_empty());
+    assert!(s_lite.traces.iter().all(|t| !t.is_empty()));
+
+    assert_eq!(s_pg, s_lite, "plain PostgreSQL differs from SQLite");
+    assert_eq!(s_ts, s_lite, "TimescaleDB differs from SQLite");
+    pg.close().await;
+    db.drop().await.unwrap();
+}

@@ -1,0 +1,108 @@
+//! Configuration: defaults, then an optional TOML file, then environment variables and
+//! flags (clap reads both; a flag wins over its variable). Every field of the file is
+//! optional; unknown keys are errors, so a typo does not silently fall back to a default.
+//!
+//! ```toml
+//! grpc_addr = "0.0.0.0:50051"
+//! http_addr = "0.0.0.0:9090"
+//! database_url = "postgres://postgres@db:5432/liftguard"
+//! kafka_brokers = "kafka:9092"          # absent: the embedded in-process bus
+//! [bus]
+//! partitions = 12
+//! [processor]
+//! commit_interval_ms = 500
+//! [processor.biomech]
+//! kinematics_rate_hz = 25.0
+//! [sink]
+//! max_batch_records = 1000
+//! ```
+
+use std::{net::SocketAddr, path::Path};
+
+use anyhow::Context as _;
+use liftguard_processor::ProcessorConfig;
+use liftguard_sink::SinkConfig;
+use serde::Deserialize;
+
+/// Bus tunables shared by both bus kinds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusSection {
+    /// Partitions of the embedded bus, and of Kafka topics when liftguard creates them.
+    pub partitions: u32,
+    /// Embedded bus bound: records retained per partition before producers are pushed back.
+    pub max_retained_per_partition: usize,
+    /// Extra librdkafka properties (e.g. security.protocol, sasl.*).
+    pub kafka: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for BusSection {
+    fn default() -> Self {
+        Self {
+            partitions: 8,
+            max_retained_per_partition: 50_000,
+            kafka: Default::default(),
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub grpc_addr: Option<SocketAddr>,
+    pub http_addr: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub kafka_brokers: Option<String>,
+    pub operator_token: Option<String>,
+    pub bus: BusSection,
+    pub ingest: liftguard_ingest::IngestConfig,
+    pub api: liftguard_api::ApiConfig,
+    pub processor: ProcessorConfig,
+    pub sink: SinkConfig,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// Effective settings of a serving process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub database_url: String,
+    pub kafka_brokers: Option<String>,
+    pub operator_token: Option<String>,
+    pub file: FileConfig,
+}
+
+pub const DEFAULT_GRPC_ADDR: &str = "0.0.0.0:50051";
+pub const DEFAULT_HTTP_ADDR: &str = "0.0.0.0:9090";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://liftguard.db?mode=rwc";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_all_defaults_and_typos_are_errors() {
+        let c: FileConfig = toml::from_str("").unwrap();
+        assert_eq!(c.bus.partitions, 8);
+        assert!(toml::from_str::<FileConfig>("grcp_addr = \"x\"").is_err());
+        let c: FileConfig = toml::from_str(
+            "kafka_brokers = \"k:9092\"\n[bus]\npartitions = 12\n[processor]\ncommit_interval_ms = 50\n",
+        )
+        .unwrap();
+        assert_eq!(c.kafka_brokers.as_deref(), Some("k:9092"));
+        assert_eq!(c.bus.partitions, 12);
+        assert_eq!(c.processor.commit_interval_ms, 50);
+    }
+}

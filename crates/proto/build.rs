@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .type_attribute(".liftguard.v1.SetContext", serde)
         .type_attribute(".liftguard.v1.AthleteProfile", serde)
+        .type_attribute(".liftguard.v1.EnrichedBatch", serde)
         .compile_fds(fds)?;
     Ok(())
 }

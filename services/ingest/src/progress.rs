@@ -8,7 +8,12 @@
 //!
 //! Invariants:
 //! - Accepted progress moves only through [`Tracker::complete`] with `accepted = true`
-//!   (the bus confirmed durability). A batch that got RETRY leaves no trace.
+//!   (the bus confirmed durability).
+//! - A batch that was not accepted but may be resent (RETRY) sets the sensor's *retry
+//!   floor*: until that seq arrives again, every later seq of the sensor is bounced with
+//!   [`Verdict::Blocked`] (answered RETRY). Otherwise a pipelined later batch would be
+//!   accepted first and the resend rejected as going backwards: data lost. A batch
+//!   released with [`Tracker::release_rejected`] (never to be resent) sets no floor.
 //! - A `(sensor, seq)` in the window with the same content is a DUPLICATE (acked again,
 //!   not re-sent); with different content it is `ALREADY_EXISTS` on `seq`.
 //! - A new batch must have a seq above every accepted and in-flight seq of its sensor,
@@ -67,6 +72,10 @@ pub enum Verdict {
     Duplicate,
     /// The same batch is in flight right now (a resend racing its original).
     InFlight,
+    /// An earlier seq of this sensor is awaiting its resend (the retry floor).
+    Blocked {
+        waiting_for: u64,
+    },
     Reject(Reject),
 }
 
@@ -78,6 +87,8 @@ struct SensorProgress {
     recent: VecDeque<(u64, u64)>,
     /// Reserved, not yet confirmed.
     in_flight: Vec<BatchKey>,
+    /// Lowest seq answered RETRY and not yet resent.
+    retry_floor: Option<u64>,
 }
 
 impl SensorProgress {
@@ -118,6 +129,13 @@ impl Tracker {
         let p = self
             .sensors
             .get_or_insert_with(sensor, SensorProgress::default);
+        match p.retry_floor {
+            Some(floor) if key.seq > floor => {
+                return Verdict::Blocked { waiting_for: floor };
+            }
+            Some(floor) if key.seq == floor => p.retry_floor = None,
+            _ => {}
+        }
         if let Some(&(_, hash)) = p.recent.iter().find(|(s, _)| *s == key.seq) {
             return if hash == key.hash {
                 Verdict::Duplicate
@@ -179,8 +197,17 @@ impl Tracker {
         Verdict::New
     }
 
+    /// Ends the reservation of a batch that will not be resent (rejected): no progress,
+    /// no retry floor.
+    pub fn release_rejected(&mut self, sensor: &SensorId, key: BatchKey) {
+        if let Some(p) = self.sensors.get_mut(sensor) {
+            p.in_flight.retain(|k| k.seq != key.seq);
+        }
+    }
+
     /// Ends the reservation of `(sensor, seq)`; when `accepted`, the batch becomes the
-    /// sensor's progress and enters the dedupe window.
+    /// sensor's progress and enters the dedupe window; when not, it awaits its resend
+    /// (the retry floor).
     pub fn complete(&mut self, sensor: &SensorId, key: BatchKey, accepted: bool) {
         let window = self.cfg.window.max(1);
         let p = if accepted {
@@ -194,6 +221,7 @@ impl Tracker {
         };
         p.in_flight.retain(|k| k.seq != key.seq);
         if !accepted {
+            p.retry_floor = Some(p.retry_floor.map_or(key.seq, |f| f.min(key.seq)));
             return;
         }
         if key.seq > p.last_seq {
@@ -311,6 +339,30 @@ mod tests {
         t.complete(&s, k2, true);
         assert_eq!(t.check(&s, k1), Verdict::Duplicate);
         assert_eq!(t.check(&s, k2), Verdict::Duplicate);
+    }
+
+    #[test]
+    fn a_retried_seq_blocks_later_seqs_until_it_is_resent() {
+        let mut t = tracker(8);
+        let s = sid("s");
+        let (k1, k2, k3) = (key(1, 1, 0), key(2, 2, 1_000_000), key(3, 3, 2_000_000));
+        assert_eq!(t.check(&s, k1), Verdict::New);
+        assert_eq!(t.check(&s, k2), Verdict::New);
+        t.complete(&s, k1, false); // RETRY for seq 1 (bus full)...
+        t.complete(&s, k2, false); // ...and for seq 2, which ingest bounced too
+        assert_eq!(t.check(&s, k3), Verdict::Blocked { waiting_for: 1 });
+        // The resend of seq 1 lifts the floor; 2 and 3 follow in order.
+        assert_eq!(t.check(&s, k1), Verdict::New);
+        t.complete(&s, k1, true);
+        assert_eq!(t.check(&s, k2), Verdict::New);
+        t.complete(&s, k2, true);
+        assert_eq!(t.check(&s, k3), Verdict::New);
+        t.complete(&s, k3, true);
+        // A rejected batch sets no floor.
+        let k4 = key(4, 4, 3_000_000);
+        assert_eq!(t.check(&s, k4), Verdict::New);
+        t.release_rejected(&s, k4);
+        assert_eq!(t.check(&s, key(5, 5, 4_000_000)), Verdict::New);
     }
 
     #[test]

@@ -124,6 +124,12 @@ impl Reservation {
         self.done = true;
         lock(&self.inner.tracker).complete(&self.sensor, self.key, accepted);
     }
+
+    /// The batch was refused for good: the client will not resend it.
+    fn finish_rejected(mut self) {
+        self.done = true;
+        lock(&self.inner.tracker).release_rejected(&self.sensor, self.key);
+    }
 }
 
 impl Drop for Reservation {
@@ -327,6 +333,17 @@ impl Inner {
                     format!("seq {} of sensor `{sensor}` is being written right now; resend to learn its outcome", batch.seq),
                 ));
             }
+            Verdict::Blocked { waiting_for } => {
+                return Handled::Done(self.retry(
+                    &to,
+                    ErrorKind::ResourceExhausted,
+                    "waiting_for_resend",
+                    Duration::from_millis(self.cfg.queue_full_retry_after_ms.into()),
+                    format!(
+                        "waiting for the resend of seq {waiting_for} of sensor `{sensor}`: batches of a sensor are accepted in seq order"
+                    ),
+                ));
+            }
             Verdict::Reject(r) => return Handled::Done(self.rejected(&to, r)),
         };
 
@@ -390,8 +407,13 @@ impl Inner {
             Ok(d) => d,
             Err(e) => {
                 refund(self);
-                drop(reservation);
-                return Handled::Done(self.bus_failure(&to, &e));
+                let ack = self.bus_failure(&to, &e);
+                if ack.status == AckStatus::Rejected as i32 {
+                    reservation.finish_rejected();
+                } else {
+                    drop(reservation);
+                }
+                return Handled::Done(ack);
             }
         };
         self.metrics.in_flight.inc();
@@ -432,8 +454,13 @@ impl Inner {
                     }
                 }
                 Ok(Err(e)) => {
-                    drop(reservation);
-                    inner.bus_failure(&to, &e)
+                    let ack = inner.bus_failure(&to, &e);
+                    if ack.status == AckStatus::Rejected as i32 {
+                        reservation.finish_rejected();
+                    } else {
+                        drop(reservation);
+                    }
+                    ack
                 }
                 Err(_) => {
                     drop(reservation);

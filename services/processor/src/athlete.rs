@@ -17,6 +17,8 @@ use liftguard_model::{Exercise, Placement};
 use liftguard_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 
+use crate::merge::SensorMerge;
+
 /// Tunables of the per-athlete processing that are not biomechanics.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +27,11 @@ pub struct AthleteConfig {
     pub session_gap_s: f64,
     /// Device clock ahead of the server clock by more than this flags the records.
     pub max_clock_ahead_s: f64,
+    /// How long (of the other sensor's data) a sensor's batch waits for its partner
+    /// before the partner is treated as missing for that span, s. [tune]
+    pub merge_hold_s: f64,
+    /// Most batches held for the merge per athlete.
+    pub merge_max_batches: usize,
 }
 
 impl Default for AthleteConfig {
@@ -32,6 +39,8 @@ impl Default for AthleteConfig {
         Self {
             session_gap_s: 1800.0,
             max_clock_ahead_s: 5.0,
+            merge_hold_s: 30.0,
+            merge_max_batches: 512,
         }
     }
 }
@@ -40,7 +49,8 @@ impl Default for AthleteConfig {
 #[derive(Debug, Default)]
 pub struct BatchOutput {
     pub reps: Vec<pb::RepRecord>,
-    pub kinematics: Option<pb::KinematicsChunk>,
+    /// Uniformly spaced runs of kinematics points (a gap starts a new chunk).
+    pub kinematics: Vec<pb::KinematicsChunk>,
     /// The batch was a duplicate (already processed) and was skipped.
     pub duplicate: bool,
 }
@@ -51,6 +61,7 @@ pub struct AthleteState {
     gym_id: String,
     athlete_id: String,
     pipeline: AthletePipeline,
+    merge: SensorMerge,
     /// Last processed seq per placement (an athlete wears one sensor per placement).
     last_seq: [Option<(String, u64)>; 2],
     /// Device time (thoracolumbar clock) of the last sample seen, any sensor.
@@ -127,6 +138,7 @@ impl AthleteState {
             gym_id: gym_id.to_owned(),
             athlete_id: athlete_id.to_owned(),
             pipeline: AthletePipeline::new(config, params_from_profile(None)),
+            merge: SensorMerge::default(),
             last_seq: [None, None],
             last_time_us: None,
             session_start_us: None,
@@ -157,37 +169,65 @@ impl AthleteState {
             return result;
         };
         let s = slot(placement);
-        if let Some((sensor, seq)) = &self.last_seq[s] {
-            if *sensor == b.sensor_id && b.seq <= *seq {
-                result.duplicate = true;
-                return result;
-            }
+        if let Some((sensor, seq)) = &self.last_seq[s]
+            && *sensor == b.sensor_id
+            && b.seq <= *seq
+        {
+            result.duplicate = true;
+            return result;
         }
         self.last_seq[s] = Some((b.sensor_id.clone(), b.seq));
 
+        let mut ready = Vec::new();
+        self.merge.push(
+            placement,
+            b.clone(),
+            self.pipeline.clock_offset_us(),
+            (cfg.merge_hold_s * 1e6) as i64,
+            cfg.merge_max_batches,
+            &mut ready,
+        );
+        for batch in &ready {
+            self.process(bio_cfg, cfg, batch, &mut result);
+        }
+        result
+    }
+
+    /// Feeds one batch, released by the merge in time order, to the pipeline.
+    fn process(
+        &mut self,
+        bio_cfg: &bio::Config,
+        cfg: &AthleteConfig,
+        b: &pb::EnrichedBatch,
+        result: &mut BatchOutput,
+    ) {
+        let Some(placement) = Placement::from_proto(b.placement) else {
+            return;
+        };
         let samples = batch_samples(b);
         let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-            return result;
+            return;
         };
         let mut out = Vec::new();
 
         // Session boundary on a long gap: flush, then start afresh.
-        if let Some(prev) = self.last_time_us {
-            if (first.t_us - prev) as f64 > cfg.session_gap_s * 1e6 {
-                self.pipeline.finish(bio_cfg, &mut out);
-                self.convert(bio_cfg, &mut out, &mut result);
-                self.pipeline =
-                    AthletePipeline::new(bio_cfg, params_from_profile(self.profile.as_ref()));
-                self.session_start_us = None;
-                self.set = None;
-            }
+        if let Some(prev) = self.last_time_us
+            && (first.t_us - prev) as f64 > cfg.session_gap_s * 1e6
+        {
+            self.pipeline.finish(bio_cfg, &mut out);
+            self.convert(bio_cfg, &mut out, result);
+            self.pipeline =
+                AthletePipeline::new(bio_cfg, params_from_profile(self.profile.as_ref()));
+            self.session_start_us = None;
+            self.set = None;
         }
-        if self.session_start_us.is_none() {
+        // Record times are on the thoracolumbar clock, so the session's start is too.
+        if self.session_start_us.is_none() && placement == Placement::Thoracolumbar {
             self.session_start_us = Some(first.t_us);
         }
 
         if b.athlete.is_some() && b.athlete != self.profile {
-            self.profile = b.athlete.clone();
+            self.profile = b.athlete;
             self.pipeline
                 .set_params(params_from_profile(self.profile.as_ref()));
         }
@@ -205,14 +245,25 @@ impl AthleteState {
         self.last_time_us = Some(self.last_time_us.map_or(last.t_us, |t| t.max(last.t_us)));
 
         self.pipeline.push(bio_cfg, placement, &samples, &mut out);
-        self.convert(bio_cfg, &mut out, &mut result);
+        self.convert(bio_cfg, &mut out, result);
+    }
+
+    /// Feeds the pipeline every batch the merge still holds (before a final commit, so
+    /// no committed input is left unprocessed). The pipeline keeps its own state.
+    pub fn flush_merge(&mut self, bio_cfg: &bio::Config, cfg: &AthleteConfig) -> BatchOutput {
+        let mut result = BatchOutput::default();
+        let mut ready = Vec::new();
+        self.merge.drain(&mut ready);
+        for batch in &ready {
+            self.process(bio_cfg, cfg, batch, &mut result);
+        }
         result
     }
 
     /// Flushes what the pipeline holds (end of stream / eviction).
-    pub fn finish(&mut self, bio_cfg: &bio::Config) -> BatchOutput {
+    pub fn finish(&mut self, bio_cfg: &bio::Config, cfg: &AthleteConfig) -> BatchOutput {
         let mut out = Vec::new();
-        let mut result = BatchOutput::default();
+        let mut result = self.flush_merge(bio_cfg, cfg);
         self.pipeline.finish(bio_cfg, &mut out);
         self.convert(bio_cfg, &mut out, &mut result);
         result
@@ -230,15 +281,24 @@ impl AthleteState {
                     .reps
                     .push(self.rep_record(bio_cfg, &rep, &session_id)),
                 Output::Kinematics(k) => {
-                    let chunk = result
-                        .kinematics
-                        .get_or_insert_with(|| pb::KinematicsChunk {
+                    let rate = bio_cfg.kinematics_rate_hz;
+                    let continues = result.kinematics.last().is_some_and(|c| {
+                        let expected =
+                            c.first_time_us as f64 + c.lumbar_flexion_deg.len() as f64 * 1e6 / rate;
+                        (k.t_us as f64 - expected).abs() <= 0.25e6 / rate
+                    });
+                    if !continues {
+                        result.kinematics.push(pb::KinematicsChunk {
                             gym_id: self.gym_id.clone(),
                             athlete_id: self.athlete_id.clone(),
                             first_time_us: k.t_us,
-                            rate_hz: bio_cfg.kinematics_rate_hz as f32,
+                            rate_hz: rate as f32,
                             ..Default::default()
                         });
+                    }
+                    let Some(chunk) = result.kinematics.last_mut() else {
+                        continue;
+                    };
                     chunk.lumbar_flexion_deg.push(k.lumbar_flexion_deg);
                     chunk.trunk_inclination_deg.push(k.trunk_inclination_deg);
                     chunk.pelvis_inclination_deg.push(k.pelvis_inclination_deg);

@@ -15,6 +15,7 @@
 //!   stream.
 
 mod athlete;
+mod merge;
 mod metrics;
 
 use std::{collections::HashMap, time::Duration};
@@ -145,6 +146,14 @@ impl Processor {
                 }
             }
         }
+        // Batches held for the two-sensor merge are processed before the final commit.
+        let ids: Vec<String> = self.states.keys().cloned().collect();
+        for id in ids {
+            if let Some((st, _)) = self.states.get_mut(&id) {
+                let out = st.flush_merge(&self.cfg.biomech, &self.cfg.athlete);
+                self.emit(&id, out).await?;
+            }
+        }
         self.checkpoint().await?;
         tracing::info!("processor stopped after committing its input");
         Ok(())
@@ -175,10 +184,10 @@ impl Processor {
         entry.1 = tick;
         let out = entry.0.handle(bio_cfg, &self.cfg.athlete, &batch);
         self.metrics.observe_batch(&batch, &out);
-        if let Some(lat) = now_us().checked_sub(batch.received_time_us) {
-            if batch.received_time_us > 0 {
-                self.metrics.latency.observe(lat as f64 / 1e6);
-            }
+        if batch.received_time_us > 0
+            && let Some(lat) = now_us().checked_sub(batch.received_time_us)
+        {
+            self.metrics.latency.observe(lat as f64 / 1e6);
         }
         self.emit(&batch.athlete_id, out).await?;
         self.evict_if_needed().await?;
@@ -194,7 +203,7 @@ impl Processor {
             self.send(topics::REPS, athlete_id, rep.encode_to_vec())
                 .await?;
         }
-        if let Some(k) = &out.kinematics {
+        for k in &out.kinematics {
             self.send(topics::KINEMATICS, athlete_id, k.encode_to_vec())
                 .await?;
         }
@@ -261,7 +270,7 @@ impl Processor {
             return Ok(());
         };
         if let Some((mut st, _)) = self.states.remove(&oldest) {
-            let out = st.finish(&self.cfg.biomech);
+            let out = st.finish(&self.cfg.biomech, &self.cfg.athlete);
             self.metrics.evictions.inc();
             self.emit(&oldest, out).await?;
         }

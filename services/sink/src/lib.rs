@@ -57,6 +57,7 @@ pub enum SinkError {
 struct SinkMetrics {
     rows: IntCounterVec,
     records: IntCounterVec,
+    written: IntCounterVec,
     decode_errors: IntCounter,
     write_errors: IntCounter,
     write_seconds: Histogram,
@@ -76,6 +77,12 @@ impl SinkMetrics {
                 r,
                 "liftguard_sink_records_total",
                 "Bus records consumed, by topic",
+                &["topic"],
+            ),
+            written: counter_vec(
+                r,
+                "liftguard_sink_written_records_total",
+                "Bus records whose rows are in the store (counted after the write), by topic",
                 &["topic"],
             ),
             decode_errors: counter(
@@ -109,6 +116,8 @@ struct Batch {
     reps: Vec<pb::RepRecord>,
     kinematics: Vec<pb::KinematicsChunk>,
     records: usize,
+    /// Records per topic in this batch (decodable or not).
+    per_topic: HashMap<String, u64>,
     positions: HashMap<(String, i32), i64>,
 }
 
@@ -207,6 +216,7 @@ impl Sink {
     fn add(&self, batch: &mut Batch, msg: Message) {
         self.metrics.records.with_label_values(&[&msg.topic]).inc();
         batch.records += 1;
+        *batch.per_topic.entry(msg.topic.clone()).or_default() += 1;
         batch
             .positions
             .insert((msg.topic.clone(), msg.partition), msg.offset + 1);
@@ -271,6 +281,9 @@ impl Sink {
             .map(|((t, p), o)| (t, p, o))
             .collect();
         self.consumer.commit(&offsets)?;
+        for (topic, n) in &batch.per_topic {
+            self.metrics.written.with_label_values(&[topic]).inc_by(*n);
+        }
         *batch = Batch::default();
         Ok(())
     }

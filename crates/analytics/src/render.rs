@@ -292,7 +292,7 @@ fn athletes(out: &mut String, r: &Report, max_rows: usize) -> Result<(), Analyti
                 events[i].to_string(),
                 num(rate[i], 1),
                 num(fat[i], 1),
-                num(dmg[i], 3),
+                dmg[i].map_or_else(|| "-".to_owned(), |d| format!("{d:.2e}")),
             ]
         })
         .collect();
@@ -308,7 +308,7 @@ fn athletes(out: &mut String, r: &Report, max_rows: usize) -> Result<(), Analyti
             "events",
             "/100 reps",
             "fatigue",
-            "damage",
+            "LiFFT damage",
         ],
         &rows,
     );

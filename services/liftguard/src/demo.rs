@@ -143,8 +143,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             .await?;
         let a = gym::score(&s.truth, &mine, &trace);
         println!(
-            "  {:<22} sets {:>2}/{:<2} exact  reps {:>3} detected / {:>3} true  lumbar RMSE {:.2} deg",
-            e.athlete_id, a.sets_exact, a.sets, a.reps_detected, a.reps_true, a.lumbar_rmse_deg
+            "  Athlete {:<8} sets {:>2}/{:<2} exact  reps {:>3} detected / {:>3} true  lumbar RMSE {:.2} deg",
+            s.athlete.id, a.sets_exact, a.sets, a.reps_detected, a.reps_true, a.lumbar_rmse_deg
         );
         per_athlete.push(a);
     }

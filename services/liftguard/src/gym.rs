@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use liftguard_client::{
     Sample, Token, UploadOptions, UploadReport, Uploader, batches_from_samples,
 };
+use liftguard_model::Exercise;
 use liftguard_proto::v1 as pb;
 use liftguard_sim::{SensorRecording, SimSession, Truth};
 use tonic::transport::Channel;
@@ -221,14 +222,17 @@ impl Accuracy {
 /// Scores stored reps and the stored lumbar trace against the truth. A detected rep
 /// belongs to the true set whose time window (± 2 s) contains its start; the trace is
 /// scored from the first set on (after calibration), against the truth interpolated at
-/// each stored point's time.
+/// each stored point's time. Carries are walked bouts, not reps, on both sides: they
+/// are left out of the rep counts.
 pub fn score(truth: &Truth, reps: &[pb::RepRecord], trace: &[(i64, f32)]) -> Accuracy {
     const SLACK_US: i64 = 2_000_000;
+    let carry = Exercise::Carry.to_proto();
+    let reps: Vec<&pb::RepRecord> = reps.iter().filter(|r| r.exercise != carry).collect();
     let mut a = Accuracy {
         reps_detected: reps.len(),
         ..Default::default()
     };
-    for set in &truth.sets {
+    for set in truth.sets.iter().filter(|s| s.exercise != Exercise::Carry) {
         let detected = reps
             .iter()
             .filter(|r| {

@@ -62,7 +62,7 @@ enum Command {
         #[arg(long, env = "LIFTGUARD_DATABASE_URL")]
         database: Option<String>,
     },
-    /// Stream a recording (CSV `t_s,ax,ay,az,gx,gy,gz`) to an ingest endpoint.
+    /// Stream recordings (CSV `t_s,ax,ay,az,gx,gy,gz`, one per sensor) to an ingest endpoint.
     Replay(ReplayArgs),
     /// Enrollment: gyms, keys, athletes, sensors.
     Admin {
@@ -140,9 +140,12 @@ struct ServeArgs {
 
 #[derive(Debug, Args)]
 struct ReplayArgs {
-    file: PathBuf,
-    #[arg(long)]
-    sensor: String,
+    /// Recordings, one per sensor (CSV `t_s,ax,ay,az,gx,gy,gz`).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The sensor id of each file, in the same order.
+    #[arg(long = "sensor", required = true)]
+    sensors: Vec<String>,
     #[arg(
         long,
         env = "LIFTGUARD_ENDPOINT",
@@ -305,9 +308,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Replay(r) => {
+            anyhow::ensure!(
+                r.files.len() == r.sensors.len(),
+                "give one --sensor per file ({} files, {} sensors)",
+                r.files.len(),
+                r.sensors.len()
+            );
             replay::run(replay::ReplayOptions {
-                file: r.file,
-                sensor: r.sensor,
+                files: r.files.into_iter().zip(r.sensors).collect(),
                 endpoint: r.endpoint,
                 api_key: r.api_key,
                 rate_hz: r.rate_hz,

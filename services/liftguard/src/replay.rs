@@ -1,5 +1,7 @@
-//! `liftguard replay`: streams a recording (a sensor logbook) to an ingest endpoint with
-//! its original device timestamps, e.g. a gym backfilling data synced after a session.
+//! `liftguard replay`: streams recordings (sensor logbooks) to an ingest endpoint with
+//! their original device timestamps, e.g. a gym backfilling data synced after a session.
+//! Several files (one per sensor, typically an athlete's two) go out on one stream,
+//! interleaved by time as a gateway would send them.
 
 use std::path::PathBuf;
 
@@ -12,8 +14,8 @@ use crate::recording;
 
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
-    pub file: PathBuf,
-    pub sensor: String,
+    /// `(recording, sensor id)` pairs.
+    pub files: Vec<(PathBuf, String)>,
     pub endpoint: String,
     pub api_key: String,
     /// Sample rate; estimated from the timestamps when absent.
@@ -29,18 +31,8 @@ pub struct ReplayOptions {
 }
 
 pub async fn run(o: ReplayOptions) -> anyhow::Result<()> {
-    let mut samples = recording::read(&o.file)?;
-    let shift = (o.time_offset_s * 1e6).round() as i64;
-    for s in &mut samples {
-        s.t_us += shift;
-    }
-    let rate = match o.rate_hz {
-        Some(r) => r,
-        None => recording::estimate_rate_hz(&samples)
-            .context("cannot estimate the sample rate; pass --rate-hz")?,
-    };
-    if !(25.0..=400.0).contains(&rate) {
-        bail!("sample rate {rate:.1} Hz is outside 25..=400 Hz");
+    if o.files.is_empty() {
+        bail!("nothing to replay: give at least one FILE with its --sensor");
     }
     let set = (o.exercise.is_some() || o.load_kg.is_some() || o.set_id.is_some()).then(|| {
         pb::SetContext {
@@ -49,17 +41,52 @@ pub async fn run(o: ReplayOptions) -> anyhow::Result<()> {
             load_kg: o.load_kg.unwrap_or(0.0),
         }
     });
-    let batches = batches_from_samples(&o.sensor, o.first_seq, rate, &samples, o.batch_len, set);
+    let shift = (o.time_offset_s * 1e6).round() as i64;
+    let mut batches = Vec::new();
+    let mut last_seqs = Vec::new();
+    for (file, sensor) in &o.files {
+        let mut samples = recording::read(file)?;
+        for s in &mut samples {
+            s.t_us += shift;
+        }
+        let rate = match o.rate_hz {
+            Some(r) => r,
+            None => recording::estimate_rate_hz(&samples).with_context(|| {
+                format!(
+                    "{}: cannot estimate the sample rate; pass --rate-hz",
+                    file.display()
+                )
+            })?,
+        };
+        if !(25.0..=400.0).contains(&rate) {
+            bail!(
+                "{}: sample rate {rate:.1} Hz is outside 25..=400 Hz",
+                file.display()
+            );
+        }
+        let b = batches_from_samples(
+            sensor,
+            o.first_seq,
+            rate,
+            &samples,
+            o.batch_len,
+            set.clone(),
+        );
+        let last = b.last().map_or(o.first_seq, |b| b.seq);
+        eprintln!(
+            "{}: {} samples at {rate:.1} Hz as sensor {sensor}, {} batches (seq {}..={last})",
+            file.display(),
+            samples.len(),
+            b.len(),
+            o.first_seq
+        );
+        last_seqs.push((sensor.clone(), last));
+        batches.extend(b);
+    }
+    // One sensor's batches stay in seq order: the sort is stable and their times increase.
+    batches.sort_by_key(|b| b.first_sample_time_us);
     let n = batches.len();
-    let last_seq = batches.last().map_or(o.first_seq, |b| b.seq);
-    eprintln!(
-        "replaying {} samples at {rate:.1} Hz from {} as {} batches (seq {}..={last_seq}) to {}",
-        samples.len(),
-        o.file.display(),
-        n,
-        o.first_seq,
-        o.endpoint
-    );
+    eprintln!("replaying {n} batches to {}", o.endpoint);
     let channel = liftguard_client::connect(&o.endpoint).await?;
     let mut up = Uploader::new(channel, Token::new(&o.api_key)?, UploadOptions::default());
     let report = up
@@ -73,13 +100,15 @@ pub async fn run(o: ReplayOptions) -> anyhow::Result<()> {
         })
         .await?;
     println!(
-        "replayed {n} batches: {} accepted, {} duplicates, {} rejected, {} retried; next seq {}",
+        "replayed {n} batches: {} accepted, {} duplicates, {} rejected, {} retried",
         report.accepted,
         report.duplicates,
         report.rejected.len(),
         report.retries,
-        last_seq + 1
     );
+    for (sensor, last) in last_seqs {
+        println!("  next seq for {sensor}: {}", last + 1);
+    }
     if !report.rejected.is_empty() {
         bail!("{} batches were rejected", report.rejected.len());
     }

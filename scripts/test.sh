@@ -29,4 +29,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+# The end-to-end tests run the real binary: build it (fresh) first.
+cargo build -p liftguard --bin liftguard
 cargo nextest run --workspace --no-fail-fast "$@"

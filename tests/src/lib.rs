@@ -30,6 +30,17 @@ pub fn liftguard_bin() -> PathBuf {
     bin
 }
 
+/// Runs `liftguard <args>` to completion; its stdout, or an error with its stderr.
+pub fn run_cli(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(liftguard_bin()).args(args).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "liftguard {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// A running `liftguard` role. Killed (SIGKILL) on drop unless stopped.
 pub struct Role {
     pub name: String,

@@ -6,19 +6,7 @@
 
 use std::time::Duration;
 
-use liftguard_e2e::{Role, eventually, liftguard_bin, metric_sum};
-
-fn cli(args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(liftguard_bin())
-        .args(args)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "liftguard {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use liftguard_e2e::{Role, eventually, liftguard_bin, metric_sum, run_cli as cli};
 
 fn json(s: &str) -> serde_json::Value {
     serde_json::from_str(s.trim()).unwrap()

@@ -306,17 +306,7 @@ async fn embedded_mode_under_backpressure_loses_and_doubles_nothing() -> anyhow:
 #[test]
 fn offline_analyze_counts_the_simulated_reps() -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
-    let run = |args: &[&str]| -> anyhow::Result<String> {
-        let out = std::process::Command::new(liftguard_e2e::liftguard_bin())
-            .args(args)
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "liftguard {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let run = liftguard_e2e::run_cli;
     let d = dir.display().to_string();
     run(&["simulate", "--out", &d, "--seed", "5", "--minutes", "3"])?;
     run(&[

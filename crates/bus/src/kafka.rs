@@ -533,14 +533,7 @@ impl KafkaConsumer {
     pub(crate) fn lag(&self) -> i64 {
         let assignment = self.assignment();
         let positions: HashMap<Tp, i64> = match self.inner.position() {
-            Ok(tpl) => tpl
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-                    _ => None,
-                })
-                .collect(),
+            Ok(tpl) => concrete_offsets(&tpl),
             Err(_) => HashMap::new(),
         };
         let (sum, stale) = {
@@ -625,14 +618,7 @@ fn refresh_lag(weak: &Weak<Inner>, cache: &LagCache) {
             tpl.add_partition(t, *p);
         }
         let committed: HashMap<Tp, i64> = match c.committed_offsets(tpl, LAG_REQUEST_TIMEOUT) {
-            Ok(tpl) => tpl
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
-                    _ => None,
-                })
-                .collect(),
+            Ok(tpl) => concrete_offsets(&tpl),
             Err(e) => {
                 debug!(error = %e, "lag refresh: committed offsets unavailable");
                 HashMap::new()
@@ -656,4 +642,15 @@ fn refresh_lag(weak: &Weak<Inner>, cache: &LagCache) {
         at: Some(Instant::now()),
         parts,
     };
+}
+
+/// The concrete offsets of a partition list (logical ones such as "end" are skipped).
+fn concrete_offsets(tpl: &TopicPartitionList) -> HashMap<Tp, i64> {
+    tpl.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(((e.topic().to_owned(), e.partition()), o)),
+            _ => None,
+        })
+        .collect()
 }

@@ -43,6 +43,31 @@ pub(crate) const MAX_ROWS_PER_STATEMENT: usize = 1_000;
 /// Longest free-text field (labels, names, set/session ids, ...), in characters.
 pub(crate) const MAX_TEXT_CHARS: usize = 256;
 
+/// The parts of a reps upsert's conflict clause: `SET` assignments of every data column
+/// (all but the natural key `key`), and the old and new row tuples to compare so an
+/// identical replay writes nothing. `excluded` is the backend's spelling of the
+/// proposed row (`EXCLUDED` or `excluded`).
+pub(crate) struct UpsertClause {
+    pub set: String,
+    pub old: String,
+    pub new: String,
+}
+
+pub(crate) fn upsert_clause<'a>(
+    columns: impl Iterator<Item = &'a str>,
+    key: [&str; 2],
+    excluded: &str,
+) -> UpsertClause {
+    let data: Vec<&str> = columns.filter(|c| !key.contains(c)).collect();
+    let join =
+        |f: &dyn Fn(&str) -> String| data.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ");
+    UpsertClause {
+        set: join(&|c| format!("{c} = {excluded}.{c}")),
+        old: join(&|c| format!("reps.{c}")),
+        new: join(&|c| format!("{excluded}.{c}")),
+    }
+}
+
 pub(crate) fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }

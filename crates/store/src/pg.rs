@@ -27,8 +27,8 @@ use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, Connection, Row as _};
 
 use crate::common::{
-    KinPoint, MAX_ROWS_PER_STATEMENT, RepCursor, chunk_by_budget, kin_est_bytes, now_us,
-    rep_est_bytes,
+    KinPoint, MAX_ROWS_PER_STATEMENT, RepCursor, UpsertClause, chunk_by_budget, kin_est_bytes,
+    now_us, rep_est_bytes, upsert_clause,
 };
 use crate::macros::rep_from_row;
 use crate::registry::registry_impl;
@@ -83,26 +83,11 @@ static REP_UPSERT: LazyLock<&'static str> = LazyLock::new(|| {
         .map(|(i, c)| format!("${}::{}[]", i + 1, c.1))
         .collect::<Vec<_>>()
         .join(", ");
-    let data_cols: Vec<&str> = REP_COLUMNS
-        .iter()
-        .map(|c| c.0)
-        .filter(|c| *c != "athlete_id" && *c != "start_time")
-        .collect();
-    let set = data_cols
-        .iter()
-        .map(|c| format!("{c} = EXCLUDED.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let old = data_cols
-        .iter()
-        .map(|c| format!("reps.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let new = data_cols
-        .iter()
-        .map(|c| format!("EXCLUDED.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let UpsertClause { set, old, new } = upsert_clause(
+        REP_COLUMNS.iter().map(|c| c.0),
+        ["athlete_id", "start_time"],
+        "EXCLUDED",
+    );
     leak(format!(
         "INSERT INTO reps ({cols}, stored_at) SELECT u.*, ${}::timestamptz FROM UNNEST({unnest}) AS u \
          ON CONFLICT (athlete_id, start_time) DO UPDATE SET {set}, stored_at = EXCLUDED.stored_at \

@@ -23,7 +23,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
-use crate::common::{KinPoint, RepCursor, chunk_by_budget, kin_est_bytes, now_us, rep_est_bytes};
+use crate::common::{
+    KinPoint, RepCursor, UpsertClause, chunk_by_budget, kin_est_bytes, now_us, rep_est_bytes,
+    upsert_clause,
+};
 use crate::macros::rep_from_row;
 use crate::registry::registry_impl;
 use crate::schema::{REP_COLUMNS, SQLITE_MIGRATIONS_TABLE, STEPS, col_list};
@@ -52,26 +55,11 @@ static REP_INSERT_HEAD: LazyLock<String> = LazyLock::new(|| {
 });
 
 static REP_CONFLICT: LazyLock<String> = LazyLock::new(|| {
-    let data_cols: Vec<&str> = REP_COLUMNS
-        .iter()
-        .map(|c| c.2)
-        .filter(|c| *c != "athlete_id" && *c != "start_us")
-        .collect();
-    let set = data_cols
-        .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let old = data_cols
-        .iter()
-        .map(|c| format!("reps.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let new = data_cols
-        .iter()
-        .map(|c| format!("excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let UpsertClause { set, old, new } = upsert_clause(
+        REP_COLUMNS.iter().map(|c| c.2),
+        ["athlete_id", "start_us"],
+        "excluded",
+    );
     format!(
         " ON CONFLICT (athlete_id, start_us) DO UPDATE SET {set}, stored_us = excluded.stored_us \
          WHERE ({old}) IS NOT ({new})"

@@ -9,6 +9,8 @@
 //! kafka_brokers = "kafka:9092"          # absent: the embedded in-process bus
 //! [bus]
 //! partitions = 12
+//! [store]
+//! max_connections = 8
 //! [processor]
 //! commit_interval_ms = 500
 //! [processor.biomech]
@@ -46,6 +48,20 @@ impl Default for BusSection {
     }
 }
 
+/// Store tunables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    /// Connection pool size (1 for single-client servers such as pglite).
+    pub max_connections: u32,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self { max_connections: 8 }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -56,6 +72,7 @@ pub struct FileConfig {
     pub kafka_brokers: Option<String>,
     pub operator_token: Option<String>,
     pub bus: BusSection,
+    pub store: StoreSection,
     pub ingest: liftguard_ingest::IngestConfig,
     pub api: liftguard_api::ApiConfig,
     pub processor: ProcessorConfig,

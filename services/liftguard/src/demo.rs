@@ -114,7 +114,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 
     eprintln!("  draining the pipeline (processor, sink) ...");
     node.shutdown().await?;
-    let store = serve::open_store(&database_url).await?;
+    let store = serve::open_store(&database_url, 1).await?;
 
     // The clinician summary, from what the store holds.
     let reps = store.all_reps(None).await?;

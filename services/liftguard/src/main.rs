@@ -302,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
             let url = database
                 .or_else(|| file.database_url.clone())
                 .unwrap_or_else(|| config::DEFAULT_DATABASE_URL.to_owned());
-            let store = serve::open_store(&url).await?;
+            let store = serve::open_store(&url, file.store.max_connections).await?;
             println!("migrated {} ({:?})", serve::redact(&url), store.backend());
             store.close().await;
             Ok(())
@@ -342,7 +342,7 @@ async fn main() -> anyhow::Result<()> {
             let url = database
                 .or_else(|| file.database_url.clone())
                 .unwrap_or_else(|| config::DEFAULT_DATABASE_URL.to_owned());
-            report::run(&url, gym, export, format).await
+            report::run(&url, file.store.max_connections, gym, export, format).await
         }
         Command::Analyze(a) => analyze::run(analyze::AnalyzeOptions {
             thoracolumbar: a.thoracolumbar,

@@ -28,11 +28,12 @@ impl Format {
 
 pub async fn run(
     database_url: &str,
+    max_connections: u32,
     gym: Option<String>,
     export: Option<PathBuf>,
     format: Format,
 ) -> anyhow::Result<()> {
-    let store = open_store(database_url).await?;
+    let store = open_store(database_url, max_connections).await?;
     let gym = gym.map(GymId::parse).transpose().context("--gym")?;
     let reps = store.all_reps(gym.as_ref()).await?;
     let mut athletes = Vec::new();

@@ -77,13 +77,10 @@ pub struct Node {
     ops: (CancellationToken, JoinHandle<anyhow::Result<()>>),
 }
 
-/// Opens the store named by the settings and migrates it.
-pub async fn open_store(url: &str) -> anyhow::Result<Store> {
-    let max_connections = if url.contains("sslmode=disable") && url.contains("pglite") {
-        1
-    } else {
-        8
-    };
+/// Opens the store at `url` with at most `max_connections` connections (1 for servers
+/// that take a single client, such as the pglite TimescaleDB build) and migrates it.
+pub async fn open_store(url: &str, max_connections: u32) -> anyhow::Result<Store> {
+    let max_connections = max_connections.max(1);
     let store = Store::connect(url, StoreOptions { max_connections })
         .await
         .with_context(|| format!("connecting to the store at {}", redact(url)))?;
@@ -137,7 +134,7 @@ pub async fn start(
     let bus = open_bus(settings, &format!("liftguard-{}", roles.name()))?;
     let store = if roles.needs_store() {
         let ready = health.component("store");
-        let s = open_store(&settings.database_url).await?;
+        let s = open_store(&settings.database_url, settings.file.store.max_connections).await?;
         ready.set(true);
         Some(s)
     } else {

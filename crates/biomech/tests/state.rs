@@ -258,21 +258,7 @@ fn run_session_with_samples(
             j = e;
         }
     }
-    p.finish(cfg, &mut out);
-    let mut reps = Vec::new();
-    let mut kin = Vec::new();
-    for o in out {
-        match o {
-            Output::Rep(r) => reps.push(r),
-            Output::Kinematics(k) => kin.push(k),
-        }
-    }
-    Run {
-        reps,
-        kin,
-        pipeline: p,
-        max_state_bytes: 0,
-    }
+    finish_run(cfg, p, out, 0)
 }
 
 #[test]

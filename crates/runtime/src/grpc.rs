@@ -43,3 +43,36 @@ pub async fn add_health_and_reflection(
         .add_service(reflection.build_v1()?);
     Ok(health)
 }
+
+/// The services a server advertises through reflection, sorted: what `grpcurl list`
+/// shows. For checks and tests of what a role serves.
+pub async fn reflected_services(
+    channel: tonic::transport::Channel,
+) -> Result<Vec<String>, tonic::Status> {
+    use tokio_stream::StreamExt as _;
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let mut client = ServerReflectionClient::new(channel);
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter(vec![ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }]))
+        .await?
+        .into_inner();
+    let answer = answers.next().await.ok_or_else(|| {
+        tonic::Status::unknown("reflection closed the stream without answering")
+    })??;
+    match answer.message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+            names.sort();
+            Ok(names)
+        }
+        other => Err(tonic::Status::unknown(format!(
+            "unexpected reflection answer {other:?}"
+        ))),
+    }
+}

@@ -117,6 +117,17 @@ pub fn run_session_with(
             max_state = max_state.max(serde_json::to_vec(&p).map(|v| v.len()).unwrap_or(0));
         }
     }
+    finish_run(cfg, p, out, max_state)
+}
+
+/// Truth (trunk, pelvis, lumbar) in degrees at `t_us` (thoracolumbar clock).
+/// Finishes the pipeline and splits everything it emitted into a [`Run`].
+pub fn finish_run(
+    cfg: &Config,
+    mut p: AthletePipeline,
+    mut out: Vec<Output>,
+    max_state_bytes: usize,
+) -> Run {
     p.finish(cfg, &mut out);
     let mut reps = Vec::new();
     let mut kin = Vec::new();
@@ -130,11 +141,10 @@ pub fn run_session_with(
         reps,
         kin,
         pipeline: p,
-        max_state_bytes: max_state,
+        max_state_bytes,
     }
 }
 
-/// Truth (trunk, pelvis, lumbar) in degrees at `t_us` (thoracolumbar clock).
 pub fn truth_at(truth: &Truth, t_us: i64) -> Option<(f64, f64, f64)> {
     let x = (t_us - truth.start_us) as f64 / 10_000.0;
     if x < 0.0 || truth.lumbar.len() < 2 {

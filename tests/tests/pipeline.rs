@@ -240,8 +240,12 @@ async fn distributed_mode_processes_a_gym_through_kafka_and_postgres() -> anyhow
 }
 
 /// Runs a gym through one `liftguard run` process configured by `config` (TOML) and
-/// checks the stored result against the truth. Returns the upload report.
-async fn embedded_run(seed: u64, config: &str) -> anyhow::Result<liftguard_client::UploadReport> {
+/// checks the stored result against the truth. Returns the upload report and every
+/// stored rep.
+async fn embedded_run(
+    seed: u64,
+    config: &str,
+) -> anyhow::Result<(liftguard_client::UploadReport, Vec<pb::RepRecord>)> {
     let dir = tempfile_dir()?;
     let url = format!("sqlite://{}/liftguard.db?mode=rwc", dir.display());
     let config_path = dir.join("liftguard.toml");
@@ -271,14 +275,10 @@ async fn embedded_run(seed: u64, config: &str) -> anyhow::Result<liftguard_clien
 
     let store = Store::connect(&url, StoreOptions { max_connections: 1 }).await?;
     check_against_truth(&store, &sessions, &enrolled, "embedded").await?;
-    // Nothing doubled: one row per natural key is guaranteed by the schema, so check
-    // the ids are exactly the distinct detected reps.
     let reps = store.all_reps(None).await?;
-    let ids: std::collections::BTreeSet<&str> = reps.iter().map(|r| r.rep_id.as_str()).collect();
-    assert_eq!(ids.len(), reps.len());
     store.close().await;
     std::fs::remove_dir_all(&dir).ok();
-    Ok(report)
+    Ok((report, reps))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,7 +291,7 @@ async fn embedded_mode_processes_a_gym_in_one_process() -> anyhow::Result<()> {
 async fn embedded_mode_under_backpressure_loses_and_doubles_nothing() -> anyhow::Result<()> {
     // A bus that holds 40 records per partition: ingest must push back (RETRY with
     // RESOURCE_EXHAUSTED) and the clients must resend, and the result must be the same.
-    let report = embedded_run(
+    let (report, reps) = embedded_run(
         11,
         "[bus]\npartitions = 2\nmax_retained_per_partition = 40\n[processor]\ncommit_interval_ms = 20\n",
     )
@@ -299,6 +299,57 @@ async fn embedded_mode_under_backpressure_loses_and_doubles_nothing() -> anyhow:
     assert!(
         report.retries > 0,
         "the bound never pushed back: {report:?}"
+    );
+    // Nothing lost, nothing doubled, nothing changed: exactly the records of an
+    // undisturbed run of the same gym. Athlete ids are random per run, so everything
+    // derived from them is compared without them.
+    let (_, clean) = embedded_run(11, "").await?;
+    let strip = |reps: Vec<pb::RepRecord>| -> Vec<pb::RepRecord> {
+        let mut v: Vec<pb::RepRecord> = reps
+            .into_iter()
+            .map(|mut r| {
+                r.athlete_id.clear();
+                r.rep_id.clear();
+                r.session_id.clear();
+                r.set_id.clear();
+                r
+            })
+            .collect();
+        v.sort_by_key(|r| (r.start_us, r.end_us));
+        v
+    };
+    let (reps, clean) = (strip(reps), strip(clean));
+    assert_eq!(reps.len(), clean.len());
+    // Segmentation, exercise and event decisions are identical; continuous values may
+    // differ slightly because the two-clock alignment sees another interleaving of the
+    // sensors (bit-identical replays are the real-time guarantees issue's target).
+    let mut differing = 0;
+    for (a, b) in reps.iter().zip(&clean) {
+        assert_eq!(
+            (a.start_us, a.bottom_us, a.concentric_start_us, a.end_us),
+            (b.start_us, b.bottom_us, b.concentric_start_us, b.end_us)
+        );
+        assert_eq!(
+            (a.exercise, a.rep_index, a.extensor_event),
+            (b.exercise, b.rep_index, b.extensor_event)
+        );
+        assert!(
+            (a.peak_lumbar_flexion_deg - b.peak_lumbar_flexion_deg).abs() <= 0.5,
+            "peak flexion {} vs {}",
+            a.peak_lumbar_flexion_deg,
+            b.peak_lumbar_flexion_deg
+        );
+        assert!((a.ldi - b.ldi).abs() <= 0.05, "LDI {} vs {}", a.ldi, b.ldi);
+        differing += usize::from(a != b);
+    }
+    eprintln!(
+        "backpressure vs undisturbed: {differing} of {} records differ in continuous values",
+        reps.len()
+    );
+    assert!(
+        differing * 10 <= reps.len(),
+        "{differing} of {} records differ",
+        reps.len()
     );
     Ok(())
 }

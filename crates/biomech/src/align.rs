@@ -8,16 +8,23 @@
 //! before that the arrival order of the batches) ([`estimate_offset`]): the lag of maximum
 //! normalised cross-correlation, refined by the movement edge (the first rise out of quiet
 //! reaches both sensors together). The sacrum need not detect the onset itself (a slowly
-//! moving pelvis may never look "quiet then moving"). The aligner keeps the median of the
-//! last accepted estimates (tracks slow drift, rejects outliers).
+//! moving pelvis may never look "quiet then moving"). The aligner keeps the last credible
+//! estimates and uses the median of their largest mutually consistent group (the
+//! consensus): it tracks slow drift and rejects outliers, and a wrong start (the biased
+//! correlation bootstrap, early mispaired movements) is outvoted by the estimates that
+//! follow instead of locking the gate onto itself.
 //!
 //! Invariants:
 //! - Buffers are bounded (`pre_s + post_s + 3·max_lookahead_s + 2·search_s + 1 s` at the
 //!   grid rate, at most `MAX_ONSETS` onsets) and quantised.
-//! - An estimate is accepted only with a correlation ≥ `min_correlation`, enough overlap,
-//!   |offset| ≤ `max_offset_s` and, once 3 estimates exist, within `max_jump_s` of their
-//!   median. The offset is P-clock minus T-clock: the sacrum sample matching thoracolumbar
-//!   time t is at sacrum time t + offset.
+//! - An estimate is credible only with a correlation ≥ `min_correlation`, enough overlap,
+//!   |offset| ≤ `max_offset_s` and a clean movement edge (the correlation-only estimate
+//!   bootstraps the alignment and is dropped at the first edge estimate). The offset is the
+//!   median of the largest group of kept estimates within `max_jump_s` of one of them (ties:
+//!   the group nearest the current offset), so it only moves when most recent estimates
+//!   agree; it is never decided by the order in which estimates arrived. The offset is
+//!   P-clock minus T-clock: the sacrum sample matching thoracolumbar time t is at sacrum
+//!   time t + offset.
 
 use std::collections::VecDeque;
 
@@ -332,11 +339,20 @@ fn pearson_shifted(x: &[f64], y: &[f64], shift: i64, min_overlap: f64) -> Option
     (den.is_finite() && den > 1e-12).then(|| cov / den)
 }
 
-/// The current clock-offset estimate: median of the last accepted estimates.
+/// The current clock-offset estimate: consensus of the last credible estimates.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClockAligner {
+    /// The last credible estimates (oldest first), µs.
     estimates: VecDeque<f64>,
-    /// Pairings tried and rejected (low correlation / implausible), for diagnostics.
+    /// The consensus offset of `estimates`, µs (`None` in states saved before it existed:
+    /// then the plain median).
+    #[serde(default)]
+    consensus_us: Option<f64>,
+    /// The only kept estimate is the (biased) correlation bootstrap.
+    #[serde(default)]
+    bootstrap: bool,
+    /// Pairings tried and rejected (low correlation / implausible / outside the consensus),
+    /// for diagnostics.
     rejected: u32,
     /// Arrival-order prior of the offset, µs (running average) ...
     arrival_us: Option<f64>,
@@ -412,61 +428,107 @@ impl ClockAligner {
         accepted_any
     }
 
+    /// Keeps a credible estimate and recomputes the consensus. Returns whether the estimate
+    /// is part of the consensus group.
     fn accept(&mut self, cfg: &AlignConfig, est: Option<OffsetEstimate>) -> bool {
-        // The correlation estimate alone only bootstraps the alignment (it is biased); later
-        // estimates need a clean movement edge.
+        // The correlation estimate alone only bootstraps the alignment (it is biased by the
+        // lumbo-pelvic rhythm); later estimates need a clean movement edge, and the first
+        // one replaces the bootstrap.
         let off = match est {
             Some(OffsetEstimate {
                 edge_us: Some(e), ..
-            }) => e,
-            Some(e) if self.estimates.is_empty() => e.corr_us,
+            }) if e.is_finite() => {
+                if self.bootstrap {
+                    self.estimates.clear();
+                    self.bootstrap = false;
+                }
+                e
+            }
+            Some(e) if self.estimates.is_empty() && e.corr_us.is_finite() => {
+                self.bootstrap = true;
+                e.corr_us
+            }
             _ => {
                 self.rejected = self.rejected.saturating_add(1);
                 return false;
             }
         };
-        let max_jump = if self.estimates.len() >= 3 {
-            cfg.max_jump_s
-        } else {
-            cfg.search_s
-        };
-        if self
-            .offset_us()
-            .is_some_and(|cur| (off - cur as f64).abs() > max_jump * 1e6)
-        {
-            self.rejected = self.rejected.saturating_add(1);
-            return false;
-        }
+        let current = self
+            .consensus_us
+            .or_else(|| median(self.estimates.iter().copied()));
         self.estimates.push_back(off);
         while self.estimates.len() > cfg.keep_estimates.max(1) {
             self.estimates.pop_front();
         }
-        true
+        let radius = cfg.max_jump_s * 1e6;
+        let (consensus, members) = consensus(&self.estimates, radius, current, off);
+        self.consensus_us = consensus;
+        if !members {
+            self.rejected = self.rejected.saturating_add(1);
+        }
+        members
     }
 
     /// Current offset (P-clock minus T-clock), µs.
     pub fn offset_us(&self) -> Option<i64> {
-        if self.estimates.is_empty() {
-            return None;
-        }
-        let mut v: Vec<f64> = self.estimates.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        let m = if v.len() % 2 == 1 {
-            v[mid]
-        } else {
-            0.5 * (v[mid - 1] + v[mid])
-        };
-        Some(m.round() as i64)
+        self.consensus_us
+            .or_else(|| median(self.estimates.iter().copied()))
+            .map(|m| m.round() as i64)
     }
 
     pub fn rejected(&self) -> u32 {
         self.rejected
     }
 
-    /// The accepted estimates currently kept (oldest first), µs.
+    /// The credible estimates currently kept (oldest first), µs.
     pub fn estimates(&self) -> Vec<f64> {
         self.estimates.iter().copied().collect()
+    }
+}
+
+fn median(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = v.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        0.5 * (v[mid - 1] + v[mid])
+    })
+}
+
+/// The consensus of `estimates`: the median of the largest group of estimates within
+/// `radius` of one of them (ties: the group whose median is nearest `current`, then the
+/// newer centre), and whether `newest` belongs to that group.
+fn consensus(
+    estimates: &VecDeque<f64>,
+    radius: f64,
+    current: Option<f64>,
+    newest: f64,
+) -> (Option<f64>, bool) {
+    let group = |c: f64| {
+        estimates
+            .iter()
+            .copied()
+            .filter(move |e| (e - c).abs() <= radius)
+    };
+    // (size, distance of its median to `current`, centre, median)
+    let mut best: Option<(usize, f64, f64, f64)> = None;
+    for &c in estimates {
+        let Some(m) = median(group(c)) else { continue };
+        let size = group(c).count();
+        let dist = current.map_or(0.0, |cur| (m - cur).abs());
+        // Later centres win exact ties (iteration is oldest first).
+        if best.is_none_or(|(bs, bd, _, _)| size > bs || (size == bs && dist <= bd)) {
+            best = Some((size, dist, c, m));
+        }
+    }
+    match best {
+        Some((_, _, c, m)) => (Some(m), (newest - c).abs() <= radius),
+        None => (None, false),
     }
 }
 
@@ -526,6 +588,57 @@ mod tests {
         // The P stream lags 4 ms behind its clock: the estimate moves by ~4 ms.
         let est = run(0, 0.004).offset_us().unwrap();
         assert!((est - 4_000).abs() < 3_000, "{est}");
+    }
+
+    fn edge(e: f64) -> Option<OffsetEstimate> {
+        Some(OffsetEstimate {
+            edge_us: Some(e),
+            corr_us: e,
+            correlation: 0.95,
+        })
+    }
+
+    #[test]
+    fn a_wrong_start_is_outvoted() {
+        // A session seen in the simulator (random_athlete(31, 2)): a correlation bootstrap
+        // biased by −89 ms and early walk-out edges 60–80 ms off, then the true offset
+        // (+30 ms) over and over. The old gate (60 ms around the median of accepted
+        // estimates) locked onto −40 ms for 20 minutes.
+        let cfg = AlignConfig::default();
+        let mut a = ClockAligner::default();
+        assert!(a.accept(
+            &cfg,
+            Some(OffsetEstimate {
+                edge_us: None,
+                corr_us: -59_151.0,
+                correlation: 0.99,
+            })
+        ));
+        assert_eq!(a.offset_us(), Some(-59_151));
+        for e in [26_385.0, -49_902.0, -30_314.0] {
+            a.accept(&cfg, edge(e));
+        }
+        for e in [30_570.0, 32_057.0, 32_713.0, 34_244.0, 43_866.0, 32_035.0] {
+            a.accept(&cfg, edge(e));
+        }
+        let off = a.offset_us().unwrap();
+        assert!((off - 30_000).abs() < 5_000, "{off} {:?}", a.estimates());
+        // A converged consensus is not moved by a few outliers.
+        for e in [-40_000.0, -45_000.0, 120_000.0] {
+            assert!(!a.accept(&cfg, edge(e)));
+        }
+        let off2 = a.offset_us().unwrap();
+        assert!((off2 - off).abs() < 3_000, "{off2} {:?}", a.estimates());
+        // Garbage never counts.
+        assert!(!a.accept(&cfg, None));
+        assert!(!a.accept(
+            &cfg,
+            Some(OffsetEstimate {
+                edge_us: None,
+                corr_us: 0.0,
+                correlation: 0.99,
+            })
+        ));
     }
 
     #[test]

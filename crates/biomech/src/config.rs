@@ -409,10 +409,11 @@ pub struct AlignConfig {
     pub edge_levels_dps: [f64; 5],
     /// The edge estimate replaces the correlation estimate when within this of it, s. \[tune\]
     pub edge_max_disagreement_s: f64,
-    /// Estimates kept; the offset is their median. \[tune\]
+    /// Estimates kept; the offset is the median of their largest consistent group (see
+    /// `max_jump_s`). \[tune\]
     pub keep_estimates: usize,
-    /// With 3+ estimates, a new one further than this from the median pairs different
-    /// movements and is rejected, s. \[tune\]
+    /// Estimates within this of each other pair the same movements; one further than this
+    /// from the largest such group (the consensus) is outvoted, s. \[tune\]
     pub max_jump_s: f64,
     /// How far one sensor's data may run ahead of the other's before the lagging one is
     /// treated as missing, s. \[tune\]

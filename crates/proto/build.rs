@@ -10,6 +10,10 @@ const FILES: &[&str] = &[
     "liftguard/v1/registry.proto",
     "liftguard/v1/records.proto",
     "liftguard/v1/query.proto",
+    "liftguard/v1/analytics.proto",
+    "liftguard/v1/signals.proto",
+    "liftguard/v1/alerts.proto",
+    "liftguard/v1/access.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,6 +12,10 @@
 //!
 //! [`batches_from_samples`] cuts a sensor's samples into uniformly sampled batches.
 
+pub mod webhook;
+
+pub use webhook::{SignatureError, verify_signature};
+
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
     time::Duration,

@@ -211,6 +211,12 @@ pub mod topics {
     pub const REPS: &str = "liftguard.reps.v1";
     /// `KinematicsChunk`, key = athlete id.
     pub const KINEMATICS: &str = "liftguard.kinematics.v1";
+    /// `AlertRecord`, key = athlete id.
+    pub const ALERTS: &str = "liftguard.alerts.v1";
+    /// `RiskRecord`, key = athlete id.
+    pub const RISK: &str = "liftguard.risk.v1";
+    /// `FlareUpReport`, key = athlete id (API → processor and sink).
+    pub const FLAREUPS: &str = "liftguard.flareups.v1";
     /// Every topic the pipeline uses.
-    pub const ALL: [&str; 3] = [SAMPLES, REPS, KINEMATICS];
+    pub const ALL: [&str; 6] = [SAMPLES, REPS, KINEMATICS, ALERTS, RISK, FLAREUPS];
 }

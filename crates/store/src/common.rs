@@ -325,12 +325,22 @@ pub(crate) fn chunk_by_budget<T>(
     max_rows: usize,
     est_bytes: impl Fn(&T) -> usize,
 ) -> Vec<&[T]> {
+    chunk_by_bytes(items, max_rows, STATEMENT_BUDGET_BYTES, est_bytes)
+}
+
+/// [`chunk_by_budget`] with another byte budget (servers without pglite's message limit).
+pub(crate) fn chunk_by_bytes<T>(
+    items: &[T],
+    max_rows: usize,
+    budget: usize,
+    est_bytes: impl Fn(&T) -> usize,
+) -> Vec<&[T]> {
     let mut out = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (i, item) in items.iter().enumerate() {
         let b = est_bytes(item);
-        if i > start && (bytes + b > STATEMENT_BUDGET_BYTES || i - start >= max_rows) {
+        if i > start && (bytes + b > budget || i - start >= max_rows) {
             out.push(&items[start..i]);
             start = i;
             bytes = 0;
@@ -363,6 +373,24 @@ pub struct RepCursor {
 
 impl RepCursor {
     const PREFIX: &'static str = "c1";
+
+    /// The position just after the rep of `athlete` starting at `start_us`.
+    pub fn new(start_us: i64, athlete: &AthleteId) -> Self {
+        RepCursor {
+            start_us,
+            athlete_id: athlete.as_str().to_owned(),
+        }
+    }
+
+    pub fn start_us(&self) -> i64 {
+        self.start_us
+    }
+
+    /// The athlete id of the position (a real id: never hand a decoded cursor's id to a
+    /// caller without identity).
+    pub fn athlete_id(&self) -> &str {
+        &self.athlete_id
+    }
 
     pub(crate) fn after(r: &RepRecord) -> Self {
         RepCursor {

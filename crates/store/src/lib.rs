@@ -22,11 +22,19 @@
 //! - No business rules beyond keys and scoping: the store checks what storage needs
 //!   (ids, finite numbers, representable times), nothing about biomechanics.
 
+pub mod access;
+pub mod alerts;
+mod analytics_rows;
+mod bulk;
+mod checkpoint;
 mod common;
 mod error;
 mod macros;
 mod pg;
+mod pgcopy;
+mod policies;
 mod registry;
+pub mod rollups;
 mod schema;
 mod sqlite;
 pub mod testing;
@@ -37,11 +45,26 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use liftguard_model::{AthleteId, GymId, Placement, SensorId};
 use liftguard_proto::v1::{Athlete, AthleteProfile, Gym, KinematicsChunk, RepRecord, Sensor};
 
+pub use access::{
+    AuditPage, AuditRecord, GrantFilter, IssuedToken, MAX_SCOPED_ATHLETES, Scope, TokenCheck,
+    TokenSubject, pseudonym,
+};
+pub use alerts::{
+    AlertListener, AlertQuery, AlertWrite, ClaimedDelivery, DeliveryOutcome, DeliveryState,
+    NewWebhook, StoredAlert, Webhook,
+};
+pub use analytics_rows::{RepFacts, RiskFacts, ScopedRepQuery};
+pub use checkpoint::Checkpoint;
 pub use common::{
     MAX_ALL_REPS, MAX_KINEMATICS_RATE_HZ, MAX_PAGE_LIMIT, MAX_POINTS_PER_CHUNK, MAX_TIME_US,
     MAX_TRACE_POINTS, RepCursor,
 };
 pub use error::StoreError;
+pub use policies::{
+    CompressionPolicy, Policies, PolicyReport, RetentionPolicy, RetentionReport, RollupPolicy,
+};
+pub use rollups::{AthleteDay, ExerciseWeek, GymWeek, RepTotals, RollupRefresh};
+pub use schema::known_versions;
 
 /// Which database (and flavour) a [`Store`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,9 +139,9 @@ pub struct SensorBinding {
     pub profile: AthleteProfile,
 }
 
-/// Whose reps a query returns.
+/// Whose reps a query asks for (always within the caller's [`Scope`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
+pub enum RepTarget {
     Athlete(AthleteId),
     Gym(GymId),
 }
@@ -126,7 +149,7 @@ pub enum Scope {
 /// A page request over reps, ordered by `(start_us, athlete_id)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepQuery {
-    pub scope: Scope,
+    pub target: RepTarget,
     /// `[from_us, to_us)` on `start_us`.
     pub from_us: i64,
     pub to_us: i64,
@@ -298,9 +321,14 @@ impl Store {
         dispatch!(self, db => db.get_athlete(id).await)
     }
 
-    /// The gym's athletes ordered by `external_ref`; `NotFound` for an unknown gym.
-    pub async fn list_athletes(&self, gym: &GymId) -> Result<Vec<Athlete>, StoreError> {
-        dispatch!(self, db => db.list_athletes(gym).await)
+    /// The gym's athletes within `scope`, ordered by `external_ref`; `NotFound` for an
+    /// unknown gym. Identities are as stored: presenting them (pseudonyms) is the caller's.
+    pub async fn list_athletes(
+        &self,
+        scope: &Scope,
+        gym: &GymId,
+    ) -> Result<Vec<Athlete>, StoreError> {
+        dispatch!(self, db => db.list_athletes(scope, gym).await)
     }
 
     /// Registers (or rebinds) a sensor, idempotent on `sensor`. `NotFound` if the athlete is
@@ -315,9 +343,14 @@ impl Store {
         dispatch!(self, db => db.register_sensor(gym, sensor, athlete, p).await)
     }
 
-    /// The gym's sensors ordered by id; `NotFound` for an unknown gym.
-    pub async fn list_sensors(&self, gym: &GymId) -> Result<Vec<Sensor>, StoreError> {
-        dispatch!(self, db => db.list_sensors(gym).await)
+    /// The gym's sensors within `scope` (by the athlete wearing them), ordered by id;
+    /// `NotFound` for an unknown gym.
+    pub async fn list_sensors(
+        &self,
+        scope: &Scope,
+        gym: &GymId,
+    ) -> Result<Vec<Sensor>, StoreError> {
+        dispatch!(self, db => db.list_sensors(scope, gym).await)
     }
 
     pub async fn sensor_binding(
@@ -367,9 +400,10 @@ impl Store {
         Ok(n)
     }
 
-    /// One page of reps in `(start_us, athlete_id)` order. Following `next` until it is
-    /// `None` visits every matching rep exactly once (as of each page's read).
-    pub async fn list_reps(&self, q: &RepQuery) -> Result<RepPage, StoreError> {
+    /// One page of the reps of `q.target` within `scope` (applied in the SQL), in
+    /// `(start_us, athlete_id)` order. Following `next` until it is `None` visits every
+    /// matching rep exactly once (as of each page's read).
+    pub async fn list_reps(&self, scope: &Scope, q: &RepQuery) -> Result<RepPage, StoreError> {
         if !(1..=MAX_PAGE_LIMIT).contains(&q.limit) {
             return Err(StoreError::invalid(
                 "limit",
@@ -382,12 +416,13 @@ impl Store {
                 format!("from_us {} is after to_us {}", q.from_us, q.to_us),
             ));
         }
-        let scope = match &q.scope {
-            Scope::Athlete(a) => QScope::Athlete(a.as_str()),
-            Scope::Gym(g) => QScope::Gym(g.as_str()),
+        let target = match &q.target {
+            RepTarget::Athlete(a) => QScope::Athlete(a.as_str()),
+            RepTarget::Gym(g) => QScope::Gym(g.as_str()),
         };
         self.page(
             scope,
+            target,
             q.from_us,
             q.to_us,
             q.events_only,
@@ -397,8 +432,10 @@ impl Store {
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn page(
         &self,
+        access: &Scope,
         scope: QScope<'_>,
         from_us: i64,
         to_us: i64,
@@ -423,8 +460,7 @@ impl Store {
         };
         let after = after.unwrap_or(&start);
         let fetch = i64::from(limit) + 1;
-        let mut reps =
-            dispatch!(self, db => db.list_reps(scope, from, to, events_only, fetch, after).await)?;
+        let mut reps = dispatch!(self, db => db.list_reps(access, scope, from, to, events_only, fetch, after).await)?;
         let next = if reps.len() > limit as usize {
             reps.truncate(limit as usize);
             reps.last().map(RepCursor::after)
@@ -435,9 +471,11 @@ impl Store {
     }
 
     /// The athlete's lumbar flexion points `(t_us, degrees)` in `[from_us, to_us)`, in time
-    /// order. `OutOfRange` when the range holds more than [`MAX_TRACE_POINTS`].
+    /// order, within `scope` (applied in the SQL: an athlete outside it has no points).
+    /// `OutOfRange` when the range holds more than [`MAX_TRACE_POINTS`].
     pub async fn lumbar_trace(
         &self,
+        scope: &Scope,
         athlete: &AthleteId,
         from_us: i64,
         to_us: i64,
@@ -457,7 +495,7 @@ impl Store {
         }
         let limit = MAX_TRACE_POINTS as i64 + 1;
         let points =
-            dispatch!(self, db => db.lumbar_trace(athlete.as_str(), from, to, limit).await)?;
+            dispatch!(self, db => db.lumbar_trace(scope, athlete.as_str(), from, to, limit).await)?;
         if points.len() > MAX_TRACE_POINTS {
             return Err(StoreError::ResultTooLarge {
                 what: "lumbar trace",
@@ -467,19 +505,17 @@ impl Store {
         Ok(points)
     }
 
-    /// Every rep of a gym (or of all gyms), in `(start_us, athlete_id)` order, for reports.
-    /// Read in pages of [`MAX_PAGE_LIMIT`]; `OutOfRange` beyond [`MAX_ALL_REPS`].
-    pub async fn all_reps(&self, gym: Option<&GymId>) -> Result<Vec<RepRecord>, StoreError> {
-        let scope = match gym {
-            Some(g) => QScope::Gym(g.as_str()),
-            None => QScope::All,
-        };
+    /// Every rep within `scope` (e.g. [`Scope::all`], [`Scope::gym`]), in
+    /// `(start_us, athlete_id)` order, for reports. Read in pages of [`MAX_PAGE_LIMIT`];
+    /// `OutOfRange` beyond [`MAX_ALL_REPS`].
+    pub async fn all_reps(&self, scope: &Scope) -> Result<Vec<RepRecord>, StoreError> {
         let mut out = Vec::new();
         let mut after: Option<RepCursor> = None;
         loop {
             let page = self
                 .page(
                     scope,
+                    QScope::All,
                     0,
                     MAX_TIME_US + 1,
                     false,

@@ -67,6 +67,8 @@ macro_rules! rep_from_row {
             session_id: row.try_get(33)?,
             clock_skew_flagged: row.try_get(34)?,
             model_version: u32_col(35)?,
+            // Latency instrumentation only: not stored.
+            source_received_us: 0,
         }
     }};
 }

@@ -24,12 +24,10 @@ use liftguard_model::{AthleteId, GymId, Placement, SensorId};
 use liftguard_proto::v1::{Athlete, AthleteProfile, ExtensorEvidence, Gym, RepRecord, Sensor};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow, Postgres};
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, Connection, Row as _};
+use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row as _};
 
-use crate::common::{
-    KinPoint, MAX_ROWS_PER_STATEMENT, RepCursor, UpsertClause, chunk_by_budget, kin_est_bytes,
-    now_us, rep_est_bytes, upsert_clause,
-};
+use crate::access::{Scope, push_scope};
+use crate::common::{KinPoint, RepCursor, UpsertClause, upsert_clause};
 use crate::macros::rep_from_row;
 use crate::registry::registry_impl;
 use crate::schema::{PG_MIGRATIONS_TABLE, REP_COLUMNS, STEPS, col_list};
@@ -38,29 +36,33 @@ use crate::{Backend, IssuedKey, QScope, SensorBinding, StoreError};
 type Row = PgRow;
 
 /// Key of the advisory lock serialising migrations and partition creation.
-const SCHEMA_LOCK: i64 = 0x6c67_7374_6f72; // "lgstor"
+pub(crate) const SCHEMA_LOCK: i64 = 0x6c67_7374_6f72; // "lgstor"
 /// At most this many (table, month) partitions are remembered as existing.
 const PARTITION_CACHE_MAX: usize = 4_096;
 
 pub(crate) struct Pg {
     pub(crate) pool: PgPool,
     partitions: Mutex<HashSet<(Table, i32)>>,
+    /// The server is the WASM build (pglite): 64 KB messages, no `COPY FROM STDIN`.
+    pub(crate) wasm: bool,
+    /// Offer new rows to `COPY` first (plain PostgreSQL; see `bulk.rs`).
+    pub(crate) copy_first: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Table {
+pub(crate) enum Table {
     Reps,
     Kinematics,
 }
 
 impl Table {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Table::Reps => "reps",
             Table::Kinematics => "kinematics",
         }
     }
-    fn time_column(self) -> &'static str {
+    pub(crate) fn time_column(self) -> &'static str {
         match self {
             Table::Reps => "start_time",
             Table::Kinematics => "time",
@@ -75,7 +77,7 @@ fn leak(s: String) -> &'static str {
 
 static REP_SELECT: LazyLock<String> = LazyLock::new(|| col_list(|c| c.0.to_owned()));
 
-static REP_UPSERT: LazyLock<&'static str> = LazyLock::new(|| {
+pub(crate) static REP_UPSERT: LazyLock<&'static str> = LazyLock::new(|| {
     let cols = col_list(|c| c.0.to_owned());
     let unnest = REP_COLUMNS
         .iter()
@@ -96,7 +98,7 @@ static REP_UPSERT: LazyLock<&'static str> = LazyLock::new(|| {
     ))
 });
 
-const KIN_UPSERT: &str = "INSERT INTO kinematics (gym_id, athlete_id, time, lumbar_flexion_deg, \
+pub(crate) const KIN_UPSERT: &str = "INSERT INTO kinematics (gym_id, athlete_id, time, lumbar_flexion_deg, \
      trunk_inclination_deg, pelvis_inclination_deg) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::real[], $5::real[], $6::real[]) \
      ON CONFLICT (athlete_id, time) DO UPDATE SET gym_id = EXCLUDED.gym_id, \
@@ -106,27 +108,6 @@ const KIN_UPSERT: &str = "INSERT INTO kinematics (gym_id, athlete_id, time, lumb
      WHERE (kinematics.gym_id, kinematics.lumbar_flexion_deg, kinematics.trunk_inclination_deg, \
      kinematics.pelvis_inclination_deg) IS DISTINCT FROM (EXCLUDED.gym_id, \
      EXCLUDED.lumbar_flexion_deg, EXCLUDED.trunk_inclination_deg, EXCLUDED.pelvis_inclination_deg)";
-
-/// `SELECT` of a page of reps; `scope` uses `$1` unless it is `TRUE`.
-fn list_sql(scope: &str, first: usize) -> &'static str {
-    let p = |k: usize| format!("${}", first + k);
-    leak(format!(
-        "SELECT {} FROM reps WHERE {scope} AND start_time >= {} AND start_time < {} \
-         AND (NOT {} OR extensor_event) AND (start_time, athlete_id) > ({}, {}) \
-         ORDER BY start_time, athlete_id LIMIT {}",
-        REP_SELECT.as_str(),
-        p(0),
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5)
-    ))
-}
-
-static LIST_BY_ATHLETE: LazyLock<&'static str> = LazyLock::new(|| list_sql("athlete_id = $1", 2));
-static LIST_BY_GYM: LazyLock<&'static str> = LazyLock::new(|| list_sql("gym_id = $1", 2));
-static LIST_ALL: LazyLock<&'static str> = LazyLock::new(|| list_sql("TRUE", 1));
 
 impl Pg {
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Pg, StoreError> {
@@ -149,9 +130,14 @@ impl Pg {
             })
             .connect_with(opts)
             .await?;
+        let version: String = sqlx::query_scalar("SELECT version()")
+            .fetch_one(&pool)
+            .await?;
         Ok(Pg {
             pool,
             partitions: Mutex::new(HashSet::new()),
+            wasm: version.contains("Emscripten") || version.contains("emcc"),
+            copy_first: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -275,8 +261,16 @@ impl Pg {
         Ok(row.try_get::<DateTime<Utc>, _>(i)?.timestamp_micros())
     }
 
+    /// Forgets that a month's partition exists (it was dropped by retention), so a later
+    /// write into that month recreates it.
+    pub(crate) fn forget_partition(&self, table: Table, month: i32) {
+        if let Ok(mut s) = self.partitions.lock() {
+            s.remove(&(table, month));
+        }
+    }
+
     /// Creates the monthly partitions (plain PostgreSQL only) the times fall into.
-    async fn ensure_partitions(
+    pub(crate) async fn ensure_partitions(
         &self,
         table: Table,
         times: impl Iterator<Item = i64>,
@@ -336,79 +330,65 @@ impl Pg {
         Ok(())
     }
 
+    /// Upserts validated, deduplicated reps in one transaction (strategy in `bulk.rs`).
     pub(crate) async fn upsert_reps(
         &self,
         reps: &[&RepRecord],
         backend: Backend,
     ) -> Result<u64, StoreError> {
-        if backend == Backend::Postgres {
-            self.ensure_partitions(Table::Reps, reps.iter().map(|r| r.start_us))
-                .await?;
-        }
-        let stored = Self::db_time(now_us())?;
-        let mut tx = self.pool.begin().await?;
-        let mut n = 0;
-        for chunk in chunk_by_budget(reps, MAX_ROWS_PER_STATEMENT, rep_est_bytes) {
-            let q = bind_reps(sqlx::query(*REP_UPSERT), chunk)?.bind(stored);
-            n += q.execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
+        self.write_reps(reps, backend).await
     }
 
+    /// Upserts validated, deduplicated points in one transaction (strategy in `bulk.rs`).
     pub(crate) async fn upsert_kinematics(
         &self,
         points: &[KinPoint<'_>],
         backend: Backend,
     ) -> Result<u64, StoreError> {
-        if backend == Backend::Postgres {
-            self.ensure_partitions(Table::Kinematics, points.iter().map(|p| p.t_us))
-                .await?;
-        }
-        let mut tx = self.pool.begin().await?;
-        let mut n = 0;
-        for chunk in chunk_by_budget(points, MAX_ROWS_PER_STATEMENT, kin_est_bytes) {
-            let times = chunk
-                .iter()
-                .map(|p| Self::db_time(p.t_us))
-                .collect::<Result<Vec<_>, _>>()?;
-            let q = sqlx::query(KIN_UPSERT)
-                .bind(chunk.iter().map(|p| p.gym_id).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|p| p.athlete_id).collect::<Vec<_>>())
-                .bind(times)
-                .bind(chunk.iter().map(|p| p.lumbar).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|p| p.trunk).collect::<Vec<_>>())
-                .bind(chunk.iter().map(|p| p.pelvis).collect::<Vec<_>>());
-            n += q.execute(&mut *tx).await?.rows_affected();
-        }
-        tx.commit().await?;
-        Ok(n)
+        self.write_kinematics(points, backend).await
     }
 
-    /// Up to `limit` reps in `[from_us, to_us)` after `after`, in (start, athlete) order.
+    /// Up to `limit` reps of `target` within `access` in `[from_us, to_us)` after `after`,
+    /// in (start, athlete) order. The scope is part of the WHERE clause.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn list_reps(
         &self,
-        scope: QScope<'_>,
+        access: &Scope,
+        target: QScope<'_>,
         from_us: i64,
         to_us: i64,
         events_only: bool,
         limit: i64,
         after: &RepCursor,
     ) -> Result<Vec<RepRecord>, StoreError> {
-        let q = match scope {
-            QScope::Athlete(a) => sqlx::query(*LIST_BY_ATHLETE).bind(a),
-            QScope::Gym(g) => sqlx::query(*LIST_BY_GYM).bind(g),
-            QScope::All => sqlx::query(*LIST_ALL),
-        };
-        let rows = q
-            .bind(Self::db_time(from_us)?)
-            .bind(Self::db_time(to_us)?)
-            .bind(events_only)
-            .bind(Self::db_time(after.start_us)?)
-            .bind(after.athlete_id.as_str())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut qb = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {} FROM reps WHERE ",
+            REP_SELECT.as_str()
+        ));
+        push_scope(&mut qb, access, "gym_id", "athlete_id");
+        match target {
+            QScope::Athlete(a) => {
+                qb.push(" AND athlete_id = ").push_bind(a.to_owned());
+            }
+            QScope::Gym(g) => {
+                qb.push(" AND gym_id = ").push_bind(g.to_owned());
+            }
+            QScope::All => {}
+        }
+        qb.push(" AND start_time >= ")
+            .push_bind(Self::db_time(from_us)?)
+            .push(" AND start_time < ")
+            .push_bind(Self::db_time(to_us)?);
+        if events_only {
+            qb.push(" AND extensor_event");
+        }
+        qb.push(" AND (start_time, athlete_id) > (")
+            .push_bind(Self::db_time(after.start_us)?)
+            .push(", ")
+            .push_bind(after.athlete_id.clone())
+            .push(") ORDER BY start_time, athlete_id LIMIT ")
+            .push_bind(limit);
+        let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| Ok(rep_from_row!(row, Self::rep_time)))
             .collect()
@@ -416,28 +396,31 @@ impl Pg {
 
     pub(crate) async fn lumbar_trace(
         &self,
+        access: &Scope,
         athlete: &str,
         from_us: i64,
         to_us: i64,
         limit: i64,
     ) -> Result<Vec<(i64, f32)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT time, lumbar_flexion_deg FROM kinematics \
-             WHERE athlete_id = $1 AND time >= $2 AND time < $3 ORDER BY time LIMIT $4",
-        )
-        .bind(athlete)
-        .bind(Self::db_time(from_us)?)
-        .bind(Self::db_time(to_us)?)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut qb =
+            QueryBuilder::<Postgres>::new("SELECT time, lumbar_flexion_deg FROM kinematics WHERE ");
+        push_scope(&mut qb, access, "gym_id", "athlete_id");
+        qb.push(" AND athlete_id = ")
+            .push_bind(athlete.to_owned())
+            .push(" AND time >= ")
+            .push_bind(Self::db_time(from_us)?)
+            .push(" AND time < ")
+            .push_bind(Self::db_time(to_us)?)
+            .push(" ORDER BY time LIMIT ")
+            .push_bind(limit);
+        let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok((Self::rep_time(r, 0)?, r.try_get(1)?)))
             .collect()
     }
 }
 
-fn bind_reps<'q>(
+pub(crate) fn bind_reps<'q>(
     q: Query<'q, Postgres, PgArguments>,
     rows: &[&RepRecord],
 ) -> Result<Query<'q, Postgres, PgArguments>, StoreError> {
@@ -526,10 +509,12 @@ pub(crate) fn parse_backend(s: &str) -> Result<Backend, StoreError> {
 
 registry_impl!(
     Pg,
+    Postgres,
     created = "created_at",
     updated = "updated_at",
     revoked = "revoked_at"
 );
+crate::access::access_impl!(Pg, Postgres, DateTime<Utc>, "_at", "BEGIN");
 
 #[cfg(test)]
 mod tests {
@@ -548,8 +533,6 @@ mod tests {
         assert!(REP_UPSERT.contains("$37::timestamptz"));
         assert!(REP_UPSERT.contains("$36::bigint[]"));
         assert!(!REP_UPSERT.contains("SET athlete_id"));
-        assert!(LIST_ALL.contains("LIMIT $6"));
-        assert!(LIST_BY_GYM.contains("LIMIT $7"));
         // Far below the pglite message limit.
         assert!(REP_UPSERT.len() < 8 * 1024);
     }

@@ -13,7 +13,7 @@
 //!   to another of its athletes or placements.
 
 macro_rules! registry_impl {
-    ($ty:ty, created = $created:literal, updated = $updated:literal, revoked = $revoked:literal) => {
+    ($ty:ty, $db:ty, created = $created:literal, updated = $updated:literal, revoked = $revoked:literal) => {
         impl $ty {
             pub(crate) async fn create_gym(
                 &self,
@@ -245,19 +245,23 @@ macro_rules! registry_impl {
                 row.as_ref().map(Self::athlete_from_row).transpose()
             }
 
+            /// The gym's athletes within `access` (the scope is in the WHERE clause).
             pub(crate) async fn list_athletes(
                 &self,
+                access: &crate::access::Scope,
                 gym: &GymId,
             ) -> Result<Vec<Athlete>, StoreError> {
                 self.require_gym(gym).await?;
-                let rows = sqlx::query(concat!(
+                let mut qb = sqlx::QueryBuilder::<$db>::new(concat!(
                     "SELECT ",
                     crate::registry::athlete_columns!(),
-                    " FROM athletes WHERE gym_id = $1 ORDER BY external_ref, athlete_id"
-                ))
-                .bind(gym.as_str())
-                .fetch_all(&self.pool)
-                .await?;
+                    " FROM athletes WHERE "
+                ));
+                crate::access::push_scope(&mut qb, access, "gym_id", "athlete_id");
+                qb.push(" AND gym_id = ")
+                    .push_bind(gym.as_str().to_owned())
+                    .push(" ORDER BY external_ref, athlete_id");
+                let rows = qb.build().fetch_all(&self.pool).await?;
                 rows.iter().map(Self::athlete_from_row).collect()
             }
 
@@ -320,15 +324,21 @@ macro_rules! registry_impl {
                 })
             }
 
-            pub(crate) async fn list_sensors(&self, gym: &GymId) -> Result<Vec<Sensor>, StoreError> {
+            /// The gym's sensors within `access` (the scope is in the WHERE clause).
+            pub(crate) async fn list_sensors(
+                &self,
+                access: &crate::access::Scope,
+                gym: &GymId,
+            ) -> Result<Vec<Sensor>, StoreError> {
                 self.require_gym(gym).await?;
-                let rows = sqlx::query(
-                    "SELECT sensor_id, gym_id, athlete_id, placement FROM sensors \
-                     WHERE gym_id = $1 ORDER BY sensor_id",
-                )
-                .bind(gym.as_str())
-                .fetch_all(&self.pool)
-                .await?;
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT sensor_id, gym_id, athlete_id, placement FROM sensors WHERE ",
+                );
+                crate::access::push_scope(&mut qb, access, "gym_id", "athlete_id");
+                qb.push(" AND gym_id = ")
+                    .push_bind(gym.as_str().to_owned())
+                    .push(" ORDER BY sensor_id");
+                let rows = qb.build().fetch_all(&self.pool).await?;
                 rows.iter().map(Self::sensor_from_row).collect()
             }
 

@@ -43,7 +43,66 @@ pub(crate) const STEPS: &[Step] = &[
         },
         sqlite: SQLITE_RECORDS,
     },
+    Step {
+        version: 3,
+        name: "processor_state",
+        pg: |_| PG_PROCESSOR_STATE,
+        sqlite: SQLITE_PROCESSOR_STATE,
+    },
+    // Alerts, risk, flare-up reports, webhooks and their outbox; the SQL lives with the
+    // code that uses it (`alerts.rs`).
+    Step {
+        version: 4,
+        name: "alerts",
+        pg: |b| match b {
+            Backend::Timescale => crate::alerts::PG_ALERTS_TIMESCALE,
+            _ => crate::alerts::PG_ALERTS_PLAIN,
+        },
+        sqlite: crate::alerts::SQLITE_ALERTS,
+    },
+    Step {
+        version: 5,
+        name: "access",
+        pg: |_| crate::access::PG_ACCESS,
+        sqlite: crate::access::SQLITE_ACCESS,
+    },
+    // Rollups (continuous aggregates on TimescaleDB, incrementally refreshed tables on the
+    // fallbacks) and the extensor_events view; the SQL lives in `rollups.rs`.
+    Step {
+        version: 6,
+        name: "timescale_ops",
+        pg: crate::rollups::v6_pg,
+        sqlite: crate::rollups::V6_SQLITE,
+    },
 ];
+
+/// Processor checkpoints: one row per athlete, the serialised per-athlete state with the
+/// input offsets it reflects (inside the blob) and `steps`, the number of input records
+/// it has applied, which fences out a stale writer (see `checkpoint.rs`). A plain table on
+/// every flavour: small (one row per athlete), updated in place, never queried by time.
+const PG_PROCESSOR_STATE: &[&str] = &[r#"CREATE TABLE processor_state (
+    athlete_id TEXT COLLATE "C" PRIMARY KEY,
+    gym_id TEXT COLLATE "C" NOT NULL,
+    steps BIGINT NOT NULL CHECK (steps >= 0),
+    state BYTEA NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)"#];
+
+const SQLITE_PROCESSOR_STATE: &[&str] = &["CREATE TABLE processor_state (
+    athlete_id TEXT PRIMARY KEY,
+    gym_id TEXT NOT NULL,
+    steps INTEGER NOT NULL CHECK (steps >= 0),
+    state BLOB NOT NULL,
+    updated_us INTEGER NOT NULL
+) STRICT"];
+
+/// The migration versions this build knows, ascending (what a fully migrated database
+/// records in `liftguard_schema_migrations`).
+pub fn known_versions() -> Vec<i64> {
+    let mut v: Vec<i64> = STEPS.iter().map(|s| s.version).collect();
+    v.sort_unstable();
+    v
+}
 
 pub(crate) const PG_MIGRATIONS_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS liftguard_schema_migrations (

@@ -23,6 +23,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 
+use crate::access::{Scope, push_scope};
 use crate::common::{
     KinPoint, RepCursor, UpsertClause, chunk_by_budget, kin_est_bytes, now_us, rep_est_bytes,
     upsert_clause,
@@ -41,10 +42,6 @@ const MAX_POINTS_PER_STATEMENT: usize = 1_000;
 
 pub(crate) struct Lite {
     pub(crate) pool: SqlitePool,
-}
-
-fn leak(s: String) -> &'static str {
-    s.leak()
 }
 
 static REP_INSERT_HEAD: LazyLock<String> = LazyLock::new(|| {
@@ -75,26 +72,6 @@ const KIN_CONFLICT: &str = " ON CONFLICT (athlete_id, t_us) DO UPDATE SET \
      WHERE (kinematics.gym_id, kinematics.lumbar_flexion_deg, kinematics.trunk_inclination_deg, \
      kinematics.pelvis_inclination_deg) IS NOT (excluded.gym_id, excluded.lumbar_flexion_deg, \
      excluded.trunk_inclination_deg, excluded.pelvis_inclination_deg)";
-
-fn list_sql(scope: &str, first: usize) -> &'static str {
-    let p = |k: usize| format!("${}", first + k);
-    leak(format!(
-        "SELECT {} FROM reps WHERE {scope} AND start_us >= {} AND start_us < {} \
-         AND (NOT {} OR extensor_event) AND (start_us, athlete_id) > ({}, {}) \
-         ORDER BY start_us, athlete_id LIMIT {}",
-        col_list(|c| c.2.to_owned()),
-        p(0),
-        p(1),
-        p(2),
-        p(3),
-        p(4),
-        p(5)
-    ))
-}
-
-static LIST_BY_ATHLETE: LazyLock<&'static str> = LazyLock::new(|| list_sql("athlete_id = $1", 2));
-static LIST_BY_GYM: LazyLock<&'static str> = LazyLock::new(|| list_sql("gym_id = $1", 2));
-static LIST_ALL: LazyLock<&'static str> = LazyLock::new(|| list_sql("1", 1));
 
 impl Lite {
     pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Lite, StoreError> {
@@ -238,6 +215,14 @@ impl Lite {
             qb.push(REP_CONFLICT.as_str());
             n += qb.build().execute(&mut *tx).await?.rows_affected();
         }
+        if n > 0 {
+            // Mark the rollup buckets of these reps for the next refresh (rollups.rs).
+            let keys = crate::rollups::pending_keys(reps);
+            sqlx::query(crate::rollups::LITE_MARK)
+                .bind(crate::rollups::json_pairs(keys.into_iter()))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(n)
     }
@@ -265,29 +250,47 @@ impl Lite {
         Ok(n)
     }
 
+    /// Up to `limit` reps of `target` within `access` in `[from_us, to_us)` after `after`,
+    /// in (start, athlete) order. The scope is part of the WHERE clause.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn list_reps(
         &self,
-        scope: QScope<'_>,
+        access: &Scope,
+        target: QScope<'_>,
         from_us: i64,
         to_us: i64,
         events_only: bool,
         limit: i64,
         after: &RepCursor,
     ) -> Result<Vec<RepRecord>, StoreError> {
-        let q = match scope {
-            QScope::Athlete(a) => sqlx::query(*LIST_BY_ATHLETE).bind(a.to_owned()),
-            QScope::Gym(g) => sqlx::query(*LIST_BY_GYM).bind(g.to_owned()),
-            QScope::All => sqlx::query(*LIST_ALL),
-        };
-        let rows = q
-            .bind(from_us)
-            .bind(to_us)
-            .bind(events_only)
-            .bind(after.start_us)
-            .bind(after.athlete_id.clone())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {} FROM reps WHERE ",
+            col_list(|c| c.2.to_owned())
+        ));
+        push_scope(&mut qb, access, "gym_id", "athlete_id");
+        match target {
+            QScope::Athlete(a) => {
+                qb.push(" AND athlete_id = ").push_bind(a.to_owned());
+            }
+            QScope::Gym(g) => {
+                qb.push(" AND gym_id = ").push_bind(g.to_owned());
+            }
+            QScope::All => {}
+        }
+        qb.push(" AND start_us >= ")
+            .push_bind(from_us)
+            .push(" AND start_us < ")
+            .push_bind(to_us);
+        if events_only {
+            qb.push(" AND extensor_event");
+        }
+        qb.push(" AND (start_us, athlete_id) > (")
+            .push_bind(after.start_us)
+            .push(", ")
+            .push_bind(after.athlete_id.clone())
+            .push(") ORDER BY start_us, athlete_id LIMIT ")
+            .push_bind(limit);
+        let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| Ok(rep_from_row!(row, Self::rep_time)))
             .collect()
@@ -295,21 +298,24 @@ impl Lite {
 
     pub(crate) async fn lumbar_trace(
         &self,
+        access: &Scope,
         athlete: &str,
         from_us: i64,
         to_us: i64,
         limit: i64,
     ) -> Result<Vec<(i64, f32)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT t_us, lumbar_flexion_deg FROM kinematics \
-             WHERE athlete_id = $1 AND t_us >= $2 AND t_us < $3 ORDER BY t_us LIMIT $4",
-        )
-        .bind(athlete.to_owned())
-        .bind(from_us)
-        .bind(to_us)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT t_us, lumbar_flexion_deg FROM kinematics WHERE ");
+        push_scope(&mut qb, access, "gym_id", "athlete_id");
+        qb.push(" AND athlete_id = ")
+            .push_bind(athlete.to_owned())
+            .push(" AND t_us >= ")
+            .push_bind(from_us)
+            .push(" AND t_us < ")
+            .push_bind(to_us)
+            .push(" ORDER BY t_us LIMIT ")
+            .push_bind(limit);
+        let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
@@ -318,7 +324,9 @@ impl Lite {
 
 registry_impl!(
     Lite,
+    Sqlite,
     created = "created_us",
     updated = "updated_us",
     revoked = "revoked_us"
 );
+crate::access::access_impl!(Lite, Sqlite, i64, "_us", "BEGIN IMMEDIATE");

@@ -9,6 +9,9 @@
 //!   also exits when its stdin closes, i.e. when this process dies).
 //! - Nothing is skipped silently: a missing harness is an error telling what to install.
 
+pub mod bulk;
+pub mod synth;
+
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

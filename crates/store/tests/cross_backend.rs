@@ -41,6 +41,19 @@ async fn identical_results_across_backends() {
 
     assert_eq!(s_pg, s_lite, "plain PostgreSQL differs from SQLite");
     assert_eq!(s_ts, s_lite, "TimescaleDB differs from SQLite");
+
+    // Alerts (cursors, acknowledgements), risk, flare-up reports, webhooks and the outbox.
+    let a_lite = common::alerts::load_alert_reference(&sqlite).await;
+    let a_pg = common::alerts::load_alert_reference(&pg).await;
+    let a_ts = common::alerts::load_alert_reference(&ts).await;
+    assert_eq!(a_lite.alerts.len(), 60);
+    assert!(a_lite.alerts.iter().filter(|a| a.3).count() == 2);
+    assert!(!a_lite.gym_page.is_empty());
+    assert_eq!(a_lite.risk.len(), 9);
+    assert_eq!(a_lite.flareups.len(), 3);
+    assert!(a_lite.deliveries.iter().any(|d| d.4) && a_lite.deliveries.iter().any(|d| !d.4));
+    assert_eq!(a_pg, a_lite, "alerts: plain PostgreSQL differs from SQLite");
+    assert_eq!(a_ts, a_lite, "alerts: TimescaleDB differs from SQLite");
     pg.close().await;
     db.drop().await.unwrap();
 }

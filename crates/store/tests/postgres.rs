@@ -135,8 +135,8 @@ async fn concurrent_migrations_agree() {
         (Backend::Postgres, Backend::Postgres)
     );
     assert_eq!(
-        common::count(&store, "liftguard_schema_migrations").await,
-        2
+        common::count(&store, "liftguard_schema_migrations").await as usize,
+        liftguard_store::known_versions().len()
     );
     let ext: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
@@ -191,7 +191,7 @@ async fn text_order_is_bytewise_whatever_the_database_collation() {
                 .unwrap();
         }
         let order: Vec<String> = store
-            .all_reps(None)
+            .all_reps(&liftguard_store::Scope::all())
             .await
             .unwrap()
             .into_iter()
@@ -199,7 +199,7 @@ async fn text_order_is_bytewise_whatever_the_database_collation() {
             .map(|r| r.athlete_id)
             .collect();
         let refs: Vec<String> = store
-            .list_athletes(&g)
+            .list_athletes(&liftguard_store::Scope::all(), &g)
             .await
             .unwrap()
             .into_iter()

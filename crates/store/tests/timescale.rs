@@ -30,7 +30,8 @@ async fn reps_and_kinematics_are_hypertables() {
     let pool = store.pg_pool().unwrap();
     let dims: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT hypertable_name::text, column_name::text, time_interval::text \
-         FROM timescaledb_information.dimensions ORDER BY 1",
+         FROM timescaledb_information.dimensions \
+         WHERE hypertable_name IN ('reps', 'kinematics') ORDER BY 1",
     )
     .fetch_all(pool)
     .await
@@ -43,7 +44,8 @@ async fn reps_and_kinematics_are_hypertables() {
         ]
     );
     let hypertables: Vec<String> = sqlx::query_scalar(
-        "SELECT hypertable_name::text FROM timescaledb_information.hypertables ORDER BY 1",
+        "SELECT hypertable_name::text FROM timescaledb_information.hypertables \
+         WHERE hypertable_name IN ('reps', 'kinematics') ORDER BY 1",
     )
     .fetch_all(pool)
     .await
@@ -89,6 +91,12 @@ async fn a_later_client_reuses_the_server() {
     assert_eq!(second.migrate().await.unwrap(), Backend::Timescale);
     // The same statements the first client prepared.
     assert_eq!(second.upsert_reps(&reps).await.unwrap(), 0);
-    assert_eq!(second.all_reps(None).await.unwrap(), common::sorted(reps));
+    assert_eq!(
+        second
+            .all_reps(&liftguard_store::Scope::all())
+            .await
+            .unwrap(),
+        common::sorted(reps)
+    );
     assert_eq!(second.list_gyms().await.unwrap().len(), 2);
 }

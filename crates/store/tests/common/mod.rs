@@ -4,9 +4,11 @@
 
 use std::collections::HashSet;
 
+pub mod alerts;
+
 use liftguard_model::{AthleteId, ErrorKind, GymId, Placement, SensorId};
 use liftguard_proto::v1::{Athlete, ExtensorEvidence, KinematicsChunk, RepRecord};
-use liftguard_store::{Backend, RepCursor, RepQuery, Scope, Store, StoreError};
+use liftguard_store::{Backend, RepCursor, RepQuery, RepTarget, Store, StoreError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -77,6 +79,7 @@ pub fn rep(rng: &mut StdRng, gym: &str, athlete: &str, start_us: i64) -> RepReco
         cumulative_damage: rng.random_range(0.0..0.5),
         session_id: format!("sess-{}", start_us / DAY),
         clock_skew_flagged: rng.random_bool(0.05),
+        source_received_us: 0,
         model_version: rng.random_range(1..4),
     }
 }
@@ -142,7 +145,10 @@ pub async fn all_pages(store: &Store, mut q: RepQuery) -> Vec<RepRecord> {
     let mut out = Vec::new();
     let mut pages = 0;
     loop {
-        let page = store.list_reps(&q).await.unwrap();
+        let page = store
+            .list_reps(&liftguard_store::Scope::all(), &q)
+            .await
+            .unwrap();
         pages += 1;
         assert!(page.reps.len() <= q.limit as usize);
         match page.next {
@@ -185,7 +191,10 @@ pub async fn migrations_are_idempotent(store: &Store, expected: Backend) {
     assert_eq!(store.migrate().await.unwrap(), expected);
     assert_eq!(store.migrate().await.unwrap(), expected);
     assert_eq!(store.backend(), expected);
-    assert_eq!(count(store, "liftguard_schema_migrations").await, 2);
+    assert_eq!(
+        count(store, "liftguard_schema_migrations").await as usize,
+        liftguard_store::known_versions().len()
+    );
     // The schema works after the second run.
     store.create_gym("mig-gym", "Migrations").await.unwrap();
     assert_eq!(count(store, "gyms").await, 1);
@@ -263,7 +272,10 @@ pub async fn registry_round_trip(store: &Store) {
             .unwrap(),
         None
     );
-    let listed = store.list_athletes(&ih).await.unwrap();
+    let listed = store
+        .list_athletes(&liftguard_store::Scope::all(), &ih)
+        .await
+        .unwrap();
     assert_eq!(
         listed,
         vec![b.clone(), a2.clone()],
@@ -271,13 +283,18 @@ pub async fn registry_round_trip(store: &Store) {
     );
     assert!(
         store
-            .list_athletes(&gym("barbell-club"))
+            .list_athletes(&liftguard_store::Scope::all(), &gym("barbell-club"))
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        kind(store.list_athletes(&gym("no-such-gym")).await.unwrap_err()),
+        kind(
+            store
+                .list_athletes(&liftguard_store::Scope::all(), &gym("no-such-gym"))
+                .await
+                .unwrap_err()
+        ),
         ErrorKind::NotFound
     );
     assert_eq!(
@@ -347,7 +364,10 @@ pub async fn registry_round_trip(store: &Store) {
         (rebound.athlete_id.as_str(), rebound.placement),
         (bid.as_str(), Placement::Sacrum.to_proto())
     );
-    let sensors = store.list_sensors(&ih).await.unwrap();
+    let sensors = store
+        .list_sensors(&liftguard_store::Scope::all(), &ih)
+        .await
+        .unwrap();
     assert_eq!(
         sensors
             .iter()
@@ -514,8 +534,21 @@ pub async fn sensor_of_another_gym_is_rejected(store: &Store) {
         (g1.clone(), a1.clone()),
         "binding unchanged"
     );
-    assert!(store.list_sensors(&g2).await.unwrap().is_empty());
-    assert_eq!(store.list_sensors(&g1).await.unwrap().len(), 1);
+    assert!(
+        store
+            .list_sensors(&liftguard_store::Scope::all(), &g2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_sensors(&liftguard_store::Scope::all(), &g1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 pub async fn upserts_are_idempotent(store: &Store) {
@@ -523,12 +556,21 @@ pub async fn upserts_are_idempotent(store: &Store) {
     let reps = reps_for(7, "gym-up", &athletes, 30, T0);
     assert_eq!(store.upsert_reps(&reps).await.unwrap(), 60);
     assert_eq!(count(store, "reps").await, 60);
-    let before = store.all_reps(None).await.unwrap();
+    let before = store
+        .all_reps(&liftguard_store::Scope::all())
+        .await
+        .unwrap();
     assert_eq!(before, sorted(reps.clone()), "every field round-trips");
     // A replay changes nothing.
     assert_eq!(store.upsert_reps(&reps).await.unwrap(), 0);
     assert_eq!(count(store, "reps").await, 60);
-    assert_eq!(store.all_reps(None).await.unwrap(), before);
+    assert_eq!(
+        store
+            .all_reps(&liftguard_store::Scope::all())
+            .await
+            .unwrap(),
+        before
+    );
     // A corrected record replaces the stored one; others are untouched.
     let mut fixed = reps[5].clone();
     fixed.fatigue_score += 1.5;
@@ -555,7 +597,10 @@ pub async fn upserts_are_idempotent(store: &Store) {
     expected[5] = fixed.clone();
     expected[6] = fixed2;
     assert_eq!(
-        store.all_reps(None).await.unwrap(),
+        store
+            .all_reps(&liftguard_store::Scope::all())
+            .await
+            .unwrap(),
         sorted(expected.clone())
     );
     // Duplicated keys within one call collapse to the last record.
@@ -569,7 +614,13 @@ pub async fn upserts_are_idempotent(store: &Store) {
         1
     );
     expected[8] = last;
-    assert_eq!(store.all_reps(None).await.unwrap(), sorted(expected));
+    assert_eq!(
+        store
+            .all_reps(&liftguard_store::Scope::all())
+            .await
+            .unwrap(),
+        sorted(expected)
+    );
     // A bad record is rejected before anything is written, naming field and index.
     let mut bad = reps_for(8, "gym-up", &athletes, 2, T0 + 400 * DAY);
     bad[3].ldi = f32::INFINITY;
@@ -620,7 +671,10 @@ pub async fn upserts_are_idempotent(store: &Store) {
     );
     assert_eq!(count(store, "kinematics").await, 190);
     let a0 = AthleteId::parse(athletes[0]).unwrap();
-    let trace = store.lumbar_trace(&a0, 0, i64::MAX).await.unwrap();
+    let trace = store
+        .lumbar_trace(&liftguard_store::Scope::all(), &a0, 0, i64::MAX)
+        .await
+        .unwrap();
     let want: Vec<(i64, f32)> = c1
         .lumbar_flexion_deg
         .iter()
@@ -631,7 +685,7 @@ pub async fn upserts_are_idempotent(store: &Store) {
     // 30 Hz: offsets round to the nearest µs.
     let a1 = AthleteId::parse(athletes[1]).unwrap();
     let t1: Vec<i64> = store
-        .lumbar_trace(&a1, 0, i64::MAX)
+        .lumbar_trace(&liftguard_store::Scope::all(), &a1, 0, i64::MAX)
         .await
         .unwrap()
         .iter()
@@ -649,7 +703,10 @@ pub async fn upserts_are_idempotent(store: &Store) {
         20
     );
     assert_eq!(count(store, "kinematics").await, 200);
-    let trace = store.lumbar_trace(&a0, 0, i64::MAX).await.unwrap();
+    let trace = store
+        .lumbar_trace(&liftguard_store::Scope::all(), &a0, 0, i64::MAX)
+        .await
+        .unwrap();
     assert_eq!(trace.len(), 110);
     assert_eq!(trace[95], (T0 + 95 * 40_000, c3.lumbar_flexion_deg[5]));
     assert_eq!(trace[..90], want[..90]);
@@ -683,7 +740,7 @@ pub async fn pagination_visits_every_row_once(store: &Store) {
     assert_eq!(gym_reps.len(), 210);
     for limit in [1, 7, 210, 10_000] {
         let q = RepQuery {
-            scope: Scope::Gym(gym("gym-page")),
+            target: RepTarget::Gym(gym("gym-page")),
             from_us: 0,
             to_us: i64::MAX,
             events_only: false,
@@ -697,7 +754,7 @@ pub async fn pagination_visits_every_row_once(store: &Store) {
     assert_eq!(unique.len(), 210);
     // Athlete scope and events only.
     let q = RepQuery {
-        scope: Scope::Athlete(AthleteId::parse(athletes[1]).unwrap()),
+        target: RepTarget::Athlete(AthleteId::parse(athletes[1]).unwrap()),
         from_us: 0,
         to_us: i64::MAX,
         events_only: true,
@@ -714,20 +771,32 @@ pub async fn pagination_visits_every_row_once(store: &Store) {
     assert_eq!(got, want);
     // all_reps by gym and over all gyms.
     assert_eq!(
-        store.all_reps(Some(&gym("gym-page"))).await.unwrap(),
+        store
+            .all_reps(&liftguard_store::Scope::gym(gym("gym-page")))
+            .await
+            .unwrap(),
         gym_reps
     );
-    assert_eq!(store.all_reps(None).await.unwrap(), sorted(reps.clone()));
+    assert_eq!(
+        store
+            .all_reps(&liftguard_store::Scope::all())
+            .await
+            .unwrap(),
+        sorted(reps.clone())
+    );
     // Rows written behind the cursor are not revisited; rows ahead are found.
     let q = RepQuery {
-        scope: Scope::Gym(gym("gym-page")),
+        target: RepTarget::Gym(gym("gym-page")),
         from_us: 0,
         to_us: i64::MAX,
         events_only: false,
         limit: 100,
         after: None,
     };
-    let first = store.list_reps(&q).await.unwrap();
+    let first = store
+        .list_reps(&liftguard_store::Scope::all(), &q)
+        .await
+        .unwrap();
     let late = reps_for(13, "gym-page", &["a-00000000000000ee"], 1, T0 + 365 * DAY);
     store.upsert_reps(&late).await.unwrap();
     let rest = all_pages(
@@ -743,17 +812,23 @@ pub async fn pagination_visits_every_row_once(store: &Store) {
     // Bad requests.
     for limit in [0, 10_001] {
         let e = store
-            .list_reps(&RepQuery { limit, ..q.clone() })
+            .list_reps(
+                &liftguard_store::Scope::all(),
+                &RepQuery { limit, ..q.clone() },
+            )
             .await
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     }
     let e = store
-        .list_reps(&RepQuery {
-            from_us: 10,
-            to_us: 5,
-            ..q.clone()
-        })
+        .list_reps(
+            &liftguard_store::Scope::all(),
+            &RepQuery {
+                from_us: 10,
+                to_us: 5,
+                ..q.clone()
+            },
+        )
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
@@ -769,7 +844,7 @@ pub async fn time_ranges_are_half_open(store: &Store) {
     store.upsert_reps(&reps).await.unwrap();
     let step = 37 * 60_000_000;
     let q = |from_us: i64, to_us: i64| RepQuery {
-        scope: Scope::Athlete(AthleteId::parse(a).unwrap()),
+        target: RepTarget::Athlete(AthleteId::parse(a).unwrap()),
         from_us,
         to_us,
         events_only: false,
@@ -804,7 +879,12 @@ pub async fn time_ranges_are_half_open(store: &Store) {
         .unwrap();
     let aid = AthleteId::parse(a).unwrap();
     let tr = store
-        .lumbar_trace(&aid, T0 + 40_000, T0 + 200_000)
+        .lumbar_trace(
+            &liftguard_store::Scope::all(),
+            &aid,
+            T0 + 40_000,
+            T0 + 200_000,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -814,20 +894,29 @@ pub async fn time_ranges_are_half_open(store: &Store) {
     assert_eq!(tr[0].1, chunk.lumbar_flexion_deg[1]);
     assert!(
         store
-            .lumbar_trace(&aid, T0 + 1, T0 + 40_000)
+            .lumbar_trace(&liftguard_store::Scope::all(), &aid, T0 + 1, T0 + 40_000)
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         store
-            .lumbar_trace(&AthleteId::parse("a-other").unwrap(), 0, i64::MAX)
+            .lumbar_trace(
+                &liftguard_store::Scope::all(),
+                &AthleteId::parse("a-other").unwrap(),
+                0,
+                i64::MAX
+            )
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        store.lumbar_trace(&aid, 5, 4).await.unwrap_err().kind(),
+        store
+            .lumbar_trace(&liftguard_store::Scope::all(), &aid, 5, 4)
+            .await
+            .unwrap_err()
+            .kind(),
         ErrorKind::InvalidArgument
     );
 }
@@ -840,7 +929,10 @@ pub async fn large_batches_are_chunked(store: &Store) {
     assert_eq!(store.upsert_reps(&reps).await.unwrap(), 1200);
     assert_eq!(store.upsert_reps(&reps).await.unwrap(), 0);
     assert_eq!(
-        store.all_reps(Some(&gym("gym-big"))).await.unwrap(),
+        store
+            .all_reps(&liftguard_store::Scope::gym(gym("gym-big")))
+            .await
+            .unwrap(),
         sorted(reps)
     );
     let chunks: Vec<KinematicsChunk> = refs
@@ -917,7 +1009,7 @@ pub async fn snapshot(store: &Store, ids: &[&str]) -> Snapshot {
         .map(|g| (g.gym_id, g.slug, g.name))
         .collect();
     let athletes = store
-        .list_athletes(&gym("ref-gym"))
+        .list_athletes(&liftguard_store::Scope::all(), &gym("ref-gym"))
         .await
         .unwrap()
         .into_iter()
@@ -926,10 +1018,13 @@ pub async fn snapshot(store: &Store, ids: &[&str]) -> Snapshot {
             ..a
         })
         .collect();
-    let all = store.all_reps(None).await.unwrap();
+    let all = store
+        .all_reps(&liftguard_store::Scope::all())
+        .await
+        .unwrap();
     let mut by_gym_pages = Vec::new();
     let mut q = RepQuery {
-        scope: Scope::Gym(gym("ref-gym")),
+        target: RepTarget::Gym(gym("ref-gym")),
         from_us: T0,
         to_us: T0 + 40 * DAY,
         events_only: false,
@@ -937,7 +1032,10 @@ pub async fn snapshot(store: &Store, ids: &[&str]) -> Snapshot {
         after: None,
     };
     loop {
-        let p = store.list_reps(&q).await.unwrap();
+        let p = store
+            .list_reps(&liftguard_store::Scope::all(), &q)
+            .await
+            .unwrap();
         by_gym_pages.push(keys(&p.reps));
         match p.next {
             Some(c) => q.after = Some(c),
@@ -947,7 +1045,7 @@ pub async fn snapshot(store: &Store, ids: &[&str]) -> Snapshot {
     let events_window = all_pages(
         store,
         RepQuery {
-            scope: Scope::Athlete(AthleteId::parse(ids[1]).unwrap()),
+            target: RepTarget::Athlete(AthleteId::parse(ids[1]).unwrap()),
             from_us: T0 - 5 * DAY,
             to_us: T0 + 20 * DAY,
             events_only: true,
@@ -961,7 +1059,12 @@ pub async fn snapshot(store: &Store, ids: &[&str]) -> Snapshot {
         let a = AthleteId::parse(*id).unwrap();
         traces.push(
             store
-                .lumbar_trace(&a, T0 + 1_000_000, T0 + 70 * DAY)
+                .lumbar_trace(
+                    &liftguard_store::Scope::all(),
+                    &a,
+                    T0 + 1_000_000,
+                    T0 + 70 * DAY,
+                )
                 .await
                 .unwrap(),
         );

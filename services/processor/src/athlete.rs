@@ -32,6 +32,8 @@ pub struct AthleteConfig {
     pub merge_hold_s: f64,
     /// Most batches held for the merge per athlete.
     pub merge_max_batches: usize,
+    /// Alert rules and the flare-up risk model.
+    pub risk: liftguard_risk::Config,
 }
 
 impl Default for AthleteConfig {
@@ -41,6 +43,7 @@ impl Default for AthleteConfig {
             max_clock_ahead_s: 5.0,
             merge_hold_s: 30.0,
             merge_max_batches: 512,
+            risk: liftguard_risk::Config::default(),
         }
     }
 }
@@ -53,6 +56,12 @@ pub struct BatchOutput {
     pub kinematics: Vec<pb::KinematicsChunk>,
     /// The batch was a duplicate (already processed) and was skipped.
     pub duplicate: bool,
+    /// Sessions closed while handling the batch.
+    pub sessions_closed: u32,
+    /// In-session, session-end and risk alerts.
+    pub alerts: Vec<pb::AlertRecord>,
+    /// The day's flare-up risk, at each session end.
+    pub risks: Vec<pb::RiskRecord>,
 }
 
 /// Everything the processor keeps for one athlete.
@@ -70,6 +79,17 @@ pub struct AthleteState {
     set: Option<pb::SetContext>,
     profile: Option<pb::AthleteProfile>,
     clock_skew: bool,
+    /// Sensors (by slot) seen, and those that sent their end-of-session marker, in the
+    /// current session.
+    seen: [bool; 2],
+    ended: [bool; 2],
+    /// In-session alert rules and the multi-day risk model (liftguard-risk).
+    alerts: liftguard_risk::AlertEngine,
+    risk: liftguard_risk::RiskState,
+    /// Receive time of the batch being handled (whose arrival released what is processed
+    /// now), stamped on what it emits (latency measurement only; not checkpointed).
+    #[serde(skip)]
+    source_received_us: i64,
 }
 
 fn slot(p: Placement) -> usize {
@@ -145,11 +165,25 @@ impl AthleteState {
             set: None,
             profile: None,
             clock_skew: false,
+            seen: [false; 2],
+            ended: [false; 2],
+            alerts: liftguard_risk::AlertEngine::new(),
+            risk: liftguard_risk::RiskState::new(),
+            source_received_us: 0,
         }
     }
 
     pub fn athlete_id(&self) -> &str {
         &self.athlete_id
+    }
+
+    pub fn gym_id(&self) -> &str {
+        &self.gym_id
+    }
+
+    /// A flare-up the athlete reported: feeds the risk model.
+    pub fn flare_up(&mut self, report: &pb::FlareUpReport) {
+        self.risk.on_flare_up(report.onset_time_us, report.pain);
     }
 
     /// Device time of the newest sample seen.
@@ -177,18 +211,17 @@ impl AthleteState {
             return result;
         }
         self.last_seq[s] = Some((b.sensor_id.clone(), b.seq));
-
-        let mut ready = Vec::new();
-        self.merge.push(
-            placement,
-            b.clone(),
+        // What this batch releases became computable when it arrived: that is the start of
+        // the end-to-end latency of everything it emits.
+        self.source_received_us = b.received_time_us;
+        self.merge.push(placement, b.clone());
+        let hold_us = (cfg.merge_hold_s * 1e6) as i64;
+        while let Some(batch) = self.merge.pop_ready(
             self.pipeline.clock_offset_us(),
-            (cfg.merge_hold_s * 1e6) as i64,
+            hold_us,
             cfg.merge_max_batches,
-            &mut ready,
-        );
-        for batch in &ready {
-            self.process(bio_cfg, cfg, batch, &mut result);
+        ) {
+            self.process(bio_cfg, cfg, &batch, &mut result);
         }
         result
     }
@@ -213,14 +246,11 @@ impl AthleteState {
         // Session boundary on a long gap: flush, then start afresh.
         if let Some(prev) = self.last_time_us
             && (first.t_us - prev) as f64 > cfg.session_gap_s * 1e6
+            && self.session_open()
         {
-            self.pipeline.finish(bio_cfg, &mut out);
-            self.convert(bio_cfg, &mut out, result);
-            self.pipeline =
-                AthletePipeline::new(bio_cfg, params_from_profile(self.profile.as_ref()));
-            self.session_start_us = None;
-            self.set = None;
+            self.close_session(bio_cfg, cfg, result);
         }
+        self.seen[slot(placement)] = true;
         // Record times are on the thoracolumbar clock, so the session's start is too.
         if self.session_start_us.is_none() && placement == Placement::Thoracolumbar {
             self.session_start_us = Some(first.t_us);
@@ -245,41 +275,172 @@ impl AthleteState {
         self.last_time_us = Some(self.last_time_us.map_or(last.t_us, |t| t.max(last.t_us)));
 
         self.pipeline.push(bio_cfg, placement, &samples, &mut out);
-        self.convert(bio_cfg, &mut out, result);
+        self.convert(bio_cfg, cfg, &mut out, result);
+
+        if b.end_of_session {
+            self.ended[slot(placement)] = true;
+            if (0..2).all(|i| !self.seen[i] || self.ended[i]) {
+                self.close_session(bio_cfg, cfg, result);
+            }
+        }
     }
 
-    /// Feeds the pipeline every batch the merge still holds (before a final commit, so
-    /// no committed input is left unprocessed). The pipeline keeps its own state.
-    pub fn flush_merge(&mut self, bio_cfg: &bio::Config, cfg: &AthleteConfig) -> BatchOutput {
+    /// Whether a session has data (it is closed by a marker, a gap or [`Self::finish`]).
+    pub fn session_open(&self) -> bool {
+        self.seen.iter().any(|s| *s)
+    }
+
+    /// Ends the session: the pipeline emits what it holds, and a fresh pipeline (fresh
+    /// calibration) waits for the next session. The day's cumulative damage carries over.
+    fn close_session(
+        &mut self,
+        bio_cfg: &bio::Config,
+        cfg: &AthleteConfig,
+        result: &mut BatchOutput,
+    ) {
+        let mut out = Vec::new();
+        self.pipeline.finish(bio_cfg, &mut out);
+        self.convert(bio_cfg, cfg, &mut out, result);
+        // Session-level alerts, then the day's risk as of the session's end.
+        let end_us = self.last_time_us.unwrap_or_default();
+        let session_id = self.session_id();
+        let mut alerts = Vec::new();
+        self.alerts
+            .on_session_end(&cfg.risk.alerts, &session_id, end_us, &mut alerts);
+        let assessment = self.risk.assess(&cfg.risk.risk, end_us);
+        alerts.extend(assessment.alert.clone());
+        for a in &alerts {
+            result.alerts.push(self.alert_record(cfg, a));
+        }
+        result.risks.push(pb::RiskRecord {
+            risk_id: format!("{}-{}", self.athlete_id, assessment.day),
+            gym_id: self.gym_id.clone(),
+            athlete_id: self.athlete_id.clone(),
+            day: assessment.day,
+            time_us: assessment.time_us,
+            probability: assessment.probability,
+            drivers: assessment
+                .drivers
+                .into_iter()
+                .map(|d| pb::RiskDriver {
+                    feature: d.feature,
+                    value: d.value,
+                    contribution: d.contribution,
+                    explanation: d.explanation,
+                })
+                .collect(),
+            alert: assessment.rule_met,
+            model_version: cfg.risk.model_version,
+        });
+        let (day, damage) = self.pipeline.daily_damage();
+        self.pipeline = AthletePipeline::new(bio_cfg, params_from_profile(self.profile.as_ref()));
+        if let Some(day) = day {
+            self.pipeline.restore_daily_damage(day, damage);
+        }
+        self.session_start_us = None;
+        self.set = None;
+        self.clock_skew = false;
+        self.seen = [false; 2];
+        self.ended = [false; 2];
+        result.sessions_closed += 1;
+    }
+
+    /// End of data (offline runs, tests, an athlete idle for longer than a session gap):
+    /// processes every batch the merge holds, in canonical order, and closes the session.
+    pub fn finish(&mut self, bio_cfg: &bio::Config, cfg: &AthleteConfig) -> BatchOutput {
         let mut result = BatchOutput::default();
-        let mut ready = Vec::new();
-        self.merge.drain(&mut ready);
-        for batch in &ready {
-            self.process(bio_cfg, cfg, batch, &mut result);
+        while let Some(batch) = self.merge.pop_any(self.pipeline.clock_offset_us()) {
+            self.process(bio_cfg, cfg, &batch, &mut result);
+        }
+        if self.session_open() {
+            self.close_session(bio_cfg, cfg, &mut result);
         }
         result
     }
 
-    /// Flushes what the pipeline holds (end of stream / eviction).
-    pub fn finish(&mut self, bio_cfg: &bio::Config, cfg: &AthleteConfig) -> BatchOutput {
-        let mut out = Vec::new();
-        let mut result = self.flush_merge(bio_cfg, cfg);
-        self.pipeline.finish(bio_cfg, &mut out);
-        self.convert(bio_cfg, &mut out, &mut result);
-        result
-    }
-
-    fn convert(&self, bio_cfg: &bio::Config, out: &mut Vec<Output>, result: &mut BatchOutput) {
-        let session_id = format!(
+    fn session_id(&self) -> String {
+        format!(
             "{}-{}",
             self.athlete_id,
             self.session_start_us.unwrap_or_default()
-        );
+        )
+    }
+
+    fn alert_record(&self, cfg: &AthleteConfig, a: &liftguard_risk::Alert) -> pb::AlertRecord {
+        pb::AlertRecord {
+            alert_id: a.id(&self.athlete_id),
+            gym_id: self.gym_id.clone(),
+            athlete_id: self.athlete_id.clone(),
+            session_id: a.session_id.clone(),
+            set_id: a.set_id.clone().unwrap_or_default(),
+            kind: a.kind.to_proto(),
+            severity: a.severity.to_proto(),
+            time_us: a.time_us,
+            title: a.title.clone(),
+            recommendation: a.recommendation.clone(),
+            evidence: a
+                .evidence
+                .iter()
+                .map(|e| pb::Evidence {
+                    name: e.name.clone(),
+                    value: e.value,
+                    threshold: e.threshold,
+                    unit: e.unit.clone(),
+                })
+                .collect(),
+            rep_ids: a.rep_ids.clone(),
+            model_version: cfg.risk.model_version,
+            source_received_us: self.source_received_us,
+        }
+    }
+
+    /// The athlete's capacity for an exercise from the profile, kg (0 = unknown).
+    fn capacity_kg(&self, exercise: Exercise) -> f64 {
+        let c = params_from_profile(self.profile.as_ref()).capacity_kg;
+        match exercise {
+            Exercise::Deadlift => c.deadlift,
+            Exercise::Squat => c.squat,
+            Exercise::KettlebellSwing => c.swing,
+            Exercise::Carry => 0.0,
+        }
+    }
+
+    fn convert(
+        &mut self,
+        bio_cfg: &bio::Config,
+        cfg: &AthleteConfig,
+        out: &mut Vec<Output>,
+        result: &mut BatchOutput,
+    ) {
+        let session_id = self.session_id();
         for o in out.drain(..) {
             match o {
-                Output::Rep(rep) => result
-                    .reps
-                    .push(self.rep_record(bio_cfg, &rep, &session_id)),
+                Output::Rep(rep) => {
+                    let record = self.rep_record(bio_cfg, &rep, &session_id);
+                    let facts = liftguard_risk::RepFacts {
+                        rep_id: record.rep_id.clone(),
+                        set_id: record.set_id.clone(),
+                        session_id: session_id.clone(),
+                        exercise: rep.exercise,
+                        load_kg: rep.load_kg,
+                        capacity_kg: self.capacity_kg(rep.exercise),
+                        start_us: rep.start_us,
+                        end_us: rep.end_us,
+                        extensor_event: rep.extensor_event,
+                        fatigue_score: rep.fatigue.score,
+                        stability_deficit: rep.stability_deficit,
+                        damage_per_cycle: rep.damage.per_cycle,
+                        peak_load_moment_nm: rep.peak_load_moment_nm,
+                        eccentric_s: rep.eccentric_s,
+                    };
+                    let mut alerts = Vec::new();
+                    self.alerts.on_rep(&cfg.risk.alerts, &facts, &mut alerts);
+                    self.risk.on_rep(&facts);
+                    for a in &alerts {
+                        result.alerts.push(self.alert_record(cfg, a));
+                    }
+                    result.reps.push(record);
+                }
                 Output::Kinematics(k) => {
                     let rate = bio_cfg.kinematics_rate_hz;
                     let continues = result.kinematics.last().is_some_and(|c| {
@@ -351,6 +512,7 @@ impl AthleteState {
             session_id: session_id.to_owned(),
             clock_skew_flagged: self.clock_skew,
             model_version: bio_cfg.model_version,
+            source_received_us: self.source_received_us,
         }
     }
 }

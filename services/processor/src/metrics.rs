@@ -17,6 +17,16 @@ pub struct ProcessorMetrics {
     pub decode_errors: IntCounter,
     pub backpressure: IntCounter,
     pub evictions: IntCounter,
+    /// States restored from a checkpoint, by outcome (restored, fresh, failed).
+    pub restores: IntCounterVec,
+    /// Input records skipped because the restored state already reflects them.
+    pub replay_skipped: IntCounter,
+    /// Checkpoints: states written, and durations of a whole checkpoint.
+    pub states_written: IntCounter,
+    pub checkpoint_seconds: Histogram,
+    pub checkpoint_bytes: IntCounter,
+    pub revocations: IntCounter,
+    pub sessions_closed: IntCounterVec,
     pub athletes: IntGauge,
     pub lag: IntGauge,
     /// Server receive time of a batch to the end of its processing.
@@ -63,7 +73,45 @@ impl ProcessorMetrics {
             evictions: counter(
                 r,
                 "liftguard_processor_evictions_total",
-                "Athlete states flushed and evicted",
+                "Athlete states evicted from memory after checkpointing",
+            ),
+            restores: counter_vec(
+                r,
+                "liftguard_processor_state_restores_total",
+                "Athlete states looked up in the checkpoint store, by outcome",
+                &["outcome"],
+            ),
+            replay_skipped: counter(
+                r,
+                "liftguard_processor_replay_skipped_total",
+                "Input records skipped because the restored state already reflects them",
+            ),
+            states_written: counter(
+                r,
+                "liftguard_processor_checkpoint_states_total",
+                "Athlete states written to the checkpoint store",
+            ),
+            checkpoint_seconds: histogram(
+                r,
+                "liftguard_processor_checkpoint_seconds",
+                "Time to write one checkpoint (states, then input offsets)",
+                &[1e-3, 5e-3, 1e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0],
+            ),
+            checkpoint_bytes: counter(
+                r,
+                "liftguard_processor_checkpoint_bytes_total",
+                "Serialised athlete state written",
+            ),
+            revocations: counter(
+                r,
+                "liftguard_processor_revocations_total",
+                "Partition revocations handled (checkpoint, then state dropped)",
+            ),
+            sessions_closed: counter_vec(
+                r,
+                "liftguard_processor_sessions_closed_total",
+                "Training sessions closed, by cause (marker or gap, idle)",
+                &["cause"],
             ),
             athletes: gauge(
                 r,

@@ -90,10 +90,18 @@ async fn replays_and_poison_records_leave_exactly_the_records() {
     }
     run_until_drained(&bus, &store).await;
 
-    let reps = store.all_reps(None).await.unwrap();
+    let reps = store
+        .all_reps(&liftguard_store::Scope::all())
+        .await
+        .unwrap();
     assert_eq!(reps, (0..3).map(rep).collect::<Vec<_>>());
     let trace = store
-        .lumbar_trace(&AthleteId::parse("a1").unwrap(), 0, i64::MAX)
+        .lumbar_trace(
+            &liftguard_store::Scope::all(),
+            &AthleteId::parse("a1").unwrap(),
+            0,
+            i64::MAX,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -114,7 +122,10 @@ async fn replays_and_poison_records_leave_exactly_the_records() {
         .await
         .unwrap();
     run_until_drained(&bus, &store).await;
-    let reps = store.all_reps(None).await.unwrap();
+    let reps = store
+        .all_reps(&liftguard_store::Scope::all())
+        .await
+        .unwrap();
     assert_eq!(reps.len(), 3);
     assert_eq!(reps[1].peak_lumbar_flexion_deg, 33.0);
     store.close().await;

@@ -21,14 +21,27 @@ use std::path::{Path, PathBuf};
 
 use liftguard_model::ErrorKind;
 use liftguard_proto::v1::{Athlete, RepRecord};
-use polars::prelude::{DataFrame, PolarsError};
+/// The frame type of every table (re-exported so callers need no polars dependency).
+pub use polars::prelude::DataFrame;
+use polars::prelude::PolarsError;
 
 mod export;
+pub mod history;
+pub mod population;
 mod render;
 mod rows;
+mod sums;
 mod tables;
+pub mod testing;
+mod text;
+pub mod time;
+mod wire;
 
-pub use export::{export_reps, raw_reps_frame};
+pub use export::{
+    PARQUET_ROW_GROUP_ROWS, RepStreamWriter, SharedBuffer, export_reps, frame_bytes,
+    raw_reps_frame, trace_frame, write_frame_file,
+};
+pub use text::render_frame;
 
 /// Narrowest histogram bin accepted by [`ReportOptions`], degrees.
 pub const MIN_BIN_WIDTH_DEG: f64 = 0.5;

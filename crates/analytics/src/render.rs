@@ -26,7 +26,7 @@ pub(crate) fn f64s(df: &DataFrame, name: &str) -> Result<Vec<Option<f64>>, Analy
     Ok(c.f64().ctx("reading f64")?.iter().collect())
 }
 
-fn u64s(df: &DataFrame, name: &str) -> Result<Vec<u64>, AnalyticsError> {
+pub(crate) fn u64s(df: &DataFrame, name: &str) -> Result<Vec<u64>, AnalyticsError> {
     let c = column(df, name)?
         .cast(&DataType::UInt64)
         .ctx("casting to u64")?;
@@ -37,14 +37,14 @@ fn u64s(df: &DataFrame, name: &str) -> Result<Vec<u64>, AnalyticsError> {
         .collect())
 }
 
-fn i64s(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, AnalyticsError> {
+pub(crate) fn i64s(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>, AnalyticsError> {
     let c = column(df, name)?
         .cast(&DataType::Int64)
         .ctx("casting to i64")?;
     Ok(c.i64().ctx("reading i64")?.iter().collect())
 }
 
-fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, AnalyticsError> {
+pub(crate) fn strs(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>, AnalyticsError> {
     let c = column(df, name)?;
     Ok(c.str()
         .ctx("reading strings")?

@@ -95,6 +95,7 @@ fn rep(
         session_id: session.into(),
         clock_skew_flagged: false,
         model_version: 1,
+        ..Default::default()
     }
 }
 

@@ -1,11 +1,17 @@
-//! The api role: the `liftguard.v1.Registry` and `liftguard.v1.Query` gRPC services over
-//! the [`Store`], plus the route helpers that add gRPC health and server reflection.
+//! The api role: the `liftguard.v1.Registry`, `liftguard.v1.Query`, `liftguard.v1.Access`
+//! and `liftguard.v1.AnalyticsService` ([`analytics`]) gRPC services over the [`Store`],
+//! plus the route helpers that add gRPC health and server reflection.
 //!
 //! Invariants:
-//! - Every call is authenticated (`authorization: Bearer <token>`): the operator token
-//!   may do everything; a gym API key acts on its own gym only. A request naming another
-//!   gym, or an athlete of another gym, fails with `PERMISSION_DENIED`; `CreateGym` is
-//!   operator-only.
+//! - Every call is authenticated (`authorization: Bearer <token>`) with
+//!   [`auth::authenticate_user`]: the operator token may do everything; a gym API key and a
+//!   gym admin token administer their gym; a coach token reads its gym; an athlete token
+//!   reads its own data; a clinician token reads what active consent grants cover. A
+//!   request outside that fails with `PERMISSION_DENIED` naming the caller and what was
+//!   refused; `CreateGym` is operator-only.
+//! - Reads resolve the caller's [`Scope`] on every call and pass it into the store query's
+//!   SQL (never filtering afterwards); callers without identity get pseudonyms
+//!   ([`access`]). Every authenticated call writes an audit row.
 //! - Every request field is validated before the store is called ([`validate`]): a bad
 //!   slug, id, placement, range, limit or page token is `INVALID_ARGUMENT` naming the
 //!   field and the rule.
@@ -18,12 +24,13 @@
 
 use std::{fmt, sync::Arc, time::Instant};
 
-use liftguard_model::{ErrorKind, GymId};
+use liftguard_model::ErrorKind;
 use liftguard_proto::v1::{
     Athlete, CreateGymRequest, CreateGymResponse, EnrollAthleteRequest, IssueApiKeyRequest,
     IssueApiKeyResponse, ListAthletesRequest, ListAthletesResponse, ListRepsRequest,
     ListRepsResponse, ListSensorsRequest, ListSensorsResponse, LumbarPoint, LumbarTraceRequest,
     LumbarTraceResponse, RegisterSensorRequest, RevokeApiKeyRequest, RevokeApiKeyResponse, Sensor,
+    access_server::AccessServer,
     list_reps_request,
     query_server::{Query, QueryServer},
     registry_server::{Registry, RegistryServer},
@@ -33,14 +40,22 @@ use liftguard_runtime::{
     metrics::{LATENCY_BUCKETS, counter_vec, histogram_vec},
     status,
 };
-use liftguard_store::{RepCursor, RepQuery, Scope, Store, StoreError};
+use liftguard_store::{RepCursor, RepQuery, RepTarget, Store, StoreError};
 use prometheus::{HistogramVec, IntCounterVec};
 use serde::Deserialize;
 use tonic::{
     Request, Response, Status, metadata::MetadataMap, server::NamedService, service::RoutesBuilder,
 };
 
+pub mod access;
+pub mod alerts;
+pub mod analytics;
+pub mod dashboard;
 pub mod validate;
+pub mod webhooks;
+
+pub use access::{Audit, Caller};
+pub use analytics::ANALYTICS_SERVICE_NAME;
 
 /// Configuration of the api role.
 #[derive(Clone, Deserialize)]
@@ -60,6 +75,20 @@ pub struct ApiConfig {
     pub max_request_bytes: usize,
     /// Largest encoded response sent.
     pub max_response_bytes: usize,
+    /// Key of the athlete pseudonyms shown to clinicians without an identity grant
+    /// (HMAC-SHA256; keep it stable for the deployment, at least 32 random characters).
+    /// Without it, pseudonymised results are refused (FAILED_PRECONDITION).
+    pub pseudonym_secret: Option<String>,
+    /// Lifetime of an access token when IssueToken says 0, seconds.
+    pub token_default_ttl_s: u64,
+    /// Longest lifetime IssueToken grants, seconds.
+    pub token_max_ttl_s: u64,
+    /// `[api.alerts]`: the alert stream (AlertService).
+    pub alerts: alerts::AlertsConfig,
+    /// `[api.webhooks]`: the webhook dispatcher.
+    pub webhooks: webhooks::WebhookConfig,
+    /// `[api.dashboard]`: the clinicians' dashboard over HTTP ([`dashboard`]).
+    pub dashboard: dashboard::DashboardConfig,
 }
 
 impl Default for ApiConfig {
@@ -72,6 +101,12 @@ impl Default for ApiConfig {
             max_trace_points: 200_000,
             max_request_bytes: 1024 * 1024,
             max_response_bytes: 32 * 1024 * 1024,
+            pseudonym_secret: None,
+            token_default_ttl_s: 30 * 24 * 3600,
+            token_max_ttl_s: 365 * 24 * 3600,
+            alerts: alerts::AlertsConfig::default(),
+            webhooks: webhooks::WebhookConfig::default(),
+            dashboard: dashboard::DashboardConfig::default(),
         }
     }
 }
@@ -89,6 +124,15 @@ impl fmt::Debug for ApiConfig {
             .field("max_trace_points", &self.max_trace_points)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field(
+                "pseudonym_secret",
+                &self.pseudonym_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("token_default_ttl_s", &self.token_default_ttl_s)
+            .field("token_max_ttl_s", &self.token_max_ttl_s)
+            .field("alerts", &self.alerts)
+            .field("webhooks", &self.webhooks)
+            .field("dashboard", &self.dashboard)
             .finish()
     }
 }
@@ -97,6 +141,7 @@ impl fmt::Debug for ApiConfig {
 struct Metrics {
     requests: IntCounterVec,
     seconds: HistogramVec,
+    audit_failures: prometheus::IntCounter,
 }
 
 struct Inner {
@@ -114,8 +159,9 @@ pub struct ApiService {
 /// The fully qualified gRPC names of the services this crate serves.
 pub const REGISTRY_SERVICE_NAME: &str = <RegistryServer<ApiService> as NamedService>::NAME;
 pub const QUERY_SERVICE_NAME: &str = <QueryServer<ApiService> as NamedService>::NAME;
+pub const ACCESS_SERVICE_NAME: &str = <AccessServer<ApiService> as NamedService>::NAME;
 
-fn store_status(e: StoreError) -> Status {
+pub(crate) fn store_status(e: StoreError) -> Status {
     match e.kind() {
         ErrorKind::Internal => {
             tracing::error!(error = %e, "store failure");
@@ -141,6 +187,11 @@ impl ApiService {
                 "Handling time of api requests, by method.",
                 &["method"],
                 LATENCY_BUCKETS,
+            ),
+            audit_failures: liftguard_runtime::metrics::counter(
+                registry,
+                "liftguard_api_audit_failures_total",
+                "Audit rows that could not be written (the call's result was withheld).",
             ),
         };
         Self {
@@ -168,16 +219,37 @@ impl ApiService {
             .max_encoding_message_size(self.inner.cfg.max_response_bytes)
     }
 
-    /// Adds Registry and Query to `builder`; returns their names (for health/reflection).
-    pub fn add_to(&self, builder: &mut RoutesBuilder) -> [&'static str; 2] {
-        builder
-            .add_service(self.registry_server())
-            .add_service(self.query_server());
-        [REGISTRY_SERVICE_NAME, QUERY_SERVICE_NAME]
+    pub fn access_server(&self) -> AccessServer<ApiService> {
+        AccessServer::new(self.clone())
+            .max_decoding_message_size(self.inner.cfg.max_request_bytes)
+            .max_encoding_message_size(self.inner.cfg.max_response_bytes)
     }
 
-    async fn principal(&self, meta: &MetadataMap) -> Result<Principal, Status> {
-        auth::authenticate(
+    /// Adds Registry, Query, Access and AnalyticsService to `builder`; returns their
+    /// names (for health/reflection).
+    pub fn add_to(&self, builder: &mut RoutesBuilder) -> [&'static str; 4] {
+        builder
+            .add_service(self.registry_server())
+            .add_service(self.query_server())
+            .add_service(self.access_server())
+            .add_service(self.analytics_server());
+        [
+            REGISTRY_SERVICE_NAME,
+            QUERY_SERVICE_NAME,
+            ACCESS_SERVICE_NAME,
+            ANALYTICS_SERVICE_NAME,
+        ]
+    }
+
+    /// The store this service reads.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Authenticates a call to a user-facing endpoint (every principal, see
+    /// [`auth::authenticate_user`]).
+    pub async fn principal(&self, meta: &MetadataMap) -> Result<Principal, Status> {
+        auth::authenticate_user(
             meta,
             &self.inner.store,
             self.inner.cfg.operator_token.as_deref(),
@@ -185,7 +257,7 @@ impl ApiService {
         .await
     }
 
-    fn observe<T>(&self, method: &str, started: Instant, r: &Result<T, Status>) {
+    pub(crate) fn observe<T>(&self, method: &str, started: Instant, r: &Result<T, Status>) {
         let code = match r {
             Ok(_) => tonic::Code::Ok,
             Err(s) => s.code(),
@@ -202,57 +274,32 @@ impl ApiService {
         }
     }
 
-    /// Resolves the scope of a reps query and checks the caller may see it.
-    async fn rep_scope(
+    /// Resolves what a reps query asks for and checks the caller may see it; the rows
+    /// are limited by the caller's scope in the store query as well.
+    async fn rep_target(
         &self,
-        p: &Principal,
-        scope: Option<list_reps_request::Scope>,
-    ) -> Result<Scope, Status> {
-        match scope {
+        c: &Caller,
+        a: &mut Audit,
+        target: Option<list_reps_request::Scope>,
+    ) -> Result<RepTarget, Status> {
+        match target {
             None => Err(validate::invalid(
                 "scope",
                 "required: set athlete_id or gym_id",
             )),
             Some(list_reps_request::Scope::GymId(g)) => {
                 let gym = validate::gym_id("gym_id", &g)?;
-                p.check_gym(&gym)?;
-                Ok(Scope::Gym(gym))
+                a.gym(&gym);
+                c.principal.check_read_gym(&c.scope, &gym)?;
+                Ok(RepTarget::Gym(gym))
             }
-            Some(list_reps_request::Scope::AthleteId(a)) => {
-                let athlete = self.visible_athlete(p, "athlete_id", &a).await?;
-                Ok(Scope::Athlete(athlete))
+            Some(list_reps_request::Scope::AthleteId(raw)) => {
+                a.param("athlete_id", &raw);
+                let (gym, athlete) = self.resolve_athlete(c, "athlete_id", &raw).await?;
+                a.gym(&gym);
+                Ok(RepTarget::Athlete(athlete))
             }
         }
-    }
-
-    /// Parses an athlete id and checks that it exists and the caller may see it.
-    async fn visible_athlete(
-        &self,
-        p: &Principal,
-        field: &str,
-        raw: &str,
-    ) -> Result<liftguard_model::AthleteId, Status> {
-        let id = validate::athlete_id(field, raw)?;
-        let athlete = self
-            .inner
-            .store
-            .get_athlete(&id)
-            .await
-            .map_err(store_status)?
-            .ok_or_else(|| {
-                status(
-                    ErrorKind::NotFound,
-                    format!("athlete `{id}` does not exist"),
-                )
-            })?;
-        let gym = GymId::parse(athlete.gym_id.as_str()).map_err(|e| {
-            status(
-                ErrorKind::Internal,
-                format!("stored athlete has a bad gym id: {e}"),
-            )
-        })?;
-        p.check_gym(&gym)?;
-        Ok(id)
     }
 
     async fn list_reps_impl(
@@ -261,44 +308,71 @@ impl ApiService {
         events_only: bool,
     ) -> Result<Response<ListRepsResponse>, Status> {
         let p = self.principal(request.metadata()).await?;
-        let req = request.into_inner();
-        let (from_us, to_us) = validate::range("range", req.range, false)?;
-        let cfg = &self.inner.cfg;
-        let limit = validate::limit(
-            "limit",
-            req.limit,
-            cfg.default_page_limit,
-            cfg.max_page_limit,
-        )?;
-        let after = if req.page_token.is_empty() {
-            None
+        let mut a = Audit::new(if events_only {
+            "Query.ListEvents"
         } else {
-            Some(RepCursor::decode(&req.page_token).map_err(|_| {
-                validate::invalid("page_token", "not a token returned by ListReps/ListEvents")
-            })?)
-        };
-        let scope = self.rep_scope(&p, req.scope).await?;
-        let page = self
-            .inner
-            .store
-            .list_reps(&RepQuery {
-                scope,
-                from_us,
-                to_us,
-                events_only,
-                limit,
-                after,
-            })
-            .await
-            .map_err(store_status)?;
-        Ok(Response::new(ListRepsResponse {
-            reps: page.reps,
-            next_page_token: page.next.map(|c| c.encode()).unwrap_or_default(),
-        }))
+            "Query.ListReps"
+        });
+        let req = request.into_inner();
+        let r = async {
+            let (from_us, to_us) = validate::range("range", req.range, false)?;
+            let cfg = &self.inner.cfg;
+            let limit = validate::limit(
+                "limit",
+                req.limit,
+                cfg.default_page_limit,
+                cfg.max_page_limit,
+            )?;
+            if from_us != i64::MIN || to_us != i64::MAX {
+                a.param("range", format!("[{from_us},{to_us})"));
+            }
+            a.param("limit", limit);
+            let c = self.caller(p.clone()).await?;
+            // Checked before the target so a bad token is INVALID_ARGUMENT whoever asks.
+            if !req.page_token.is_empty() {
+                RepCursor::decode(&req.page_token).map_err(|_| {
+                    validate::invalid("page_token", "not a token returned by ListReps/ListEvents")
+                })?;
+            }
+            let target = self.rep_target(&c, &mut a, req.scope).await?;
+            let after = self.decode_cursor(&c, &req.page_token).await?;
+            let key = self.presentation_key(&c.scope)?;
+            let page = self
+                .inner
+                .store
+                .list_reps(
+                    &c.scope,
+                    &RepQuery {
+                        target,
+                        from_us,
+                        to_us,
+                        events_only,
+                        limit,
+                        after,
+                    },
+                )
+                .await
+                .map_err(store_status)?;
+            a.count(page.reps.len());
+            let next_page_token = match &page.next {
+                Some(cur) => self.encode_cursor(&c, cur)?,
+                None => String::new(),
+            };
+            Ok(Response::new(ListRepsResponse {
+                reps: page
+                    .reps
+                    .into_iter()
+                    .map(|r| c.scope.present_rep(key, r))
+                    .collect(),
+                next_page_token,
+            }))
+        }
+        .await;
+        self.finish(&p, a, r).await
     }
 }
 
-fn code_label(c: tonic::Code) -> &'static str {
+pub(crate) fn code_label(c: tonic::Code) -> &'static str {
     use tonic::Code::*;
     match c {
         Ok => "OK",
@@ -331,6 +405,25 @@ macro_rules! observed {
     }};
 }
 
+/// Runs an audited handler: authenticates, runs `$body` with the principal `$p` and the
+/// audit row `$a`, writes the audit row.
+macro_rules! audited {
+    ($self:ident, $request:ident, $action:literal, |$p:ident, $a:ident, $req:ident| $body:block) => {
+        async {
+            let principal = $self.principal($request.metadata()).await?;
+            let mut audit = Audit::new($action);
+            let $req = $request.into_inner();
+            let r: Result<_, Status> = {
+                let $p = &principal;
+                let $a = &mut audit;
+                async { $body }.await
+            };
+            $self.finish(&principal, audit, r).await
+        }
+        .await
+    };
+}
+
 #[tonic::async_trait]
 impl Registry for ApiService {
     async fn create_gym(
@@ -340,11 +433,10 @@ impl Registry for ApiService {
         observed!(
             self,
             "CreateGym",
-            async {
-                let p = self.principal(request.metadata()).await?;
+            audited!(self, request, "Registry.CreateGym", |p, a, req| {
                 p.require_operator("CreateGym")?;
-                let req = request.into_inner();
                 let gym_id = validate::slug("slug", &req.slug)?;
+                a.gym(&gym_id);
                 let name = validate::text("name", &req.name, validate::MAX_TEXT, true)?;
                 let store = &self.inner.store;
                 let (gym, created) = store
@@ -365,9 +457,9 @@ impl Registry for ApiService {
                     resp.api_key_id = key.key_id;
                     tracing::info!(gym = %gym_id, "gym created");
                 }
+                a.param("created", created);
                 Ok(Response::new(resp))
-            }
-            .await
+            })
         )
     }
 
@@ -378,11 +470,10 @@ impl Registry for ApiService {
         observed!(
             self,
             "EnrollAthlete",
-            async {
-                let p = self.principal(request.metadata()).await?;
-                let req = request.into_inner();
+            audited!(self, request, "Registry.EnrollAthlete", |p, a, req| {
                 let gym = validate::gym_id("gym_id", &req.gym_id)?;
-                p.check_gym(&gym)?;
+                a.gym(&gym);
+                p.check_gym_admin(&gym, "EnrollAthlete")?;
                 let athlete = validate::athlete(&gym, req.athlete)?;
                 let stored = self
                     .inner
@@ -390,9 +481,9 @@ impl Registry for ApiService {
                     .enroll_athlete(&gym, &athlete)
                     .await
                     .map_err(store_status)?;
+                a.param("athlete_id", &stored.athlete_id);
                 Ok(Response::new(stored))
-            }
-            .await
+            })
         )
     }
 
@@ -403,14 +494,15 @@ impl Registry for ApiService {
         observed!(
             self,
             "RegisterSensor",
-            async {
-                let p = self.principal(request.metadata()).await?;
-                let req = request.into_inner();
+            audited!(self, request, "Registry.RegisterSensor", |p, a, req| {
                 let gym = validate::gym_id("gym_id", &req.gym_id)?;
                 let sensor = validate::sensor_id("sensor_id", &req.sensor_id)?;
                 let athlete = validate::athlete_id("athlete_id", &req.athlete_id)?;
                 let placement = validate::placement("placement", req.placement)?;
-                p.check_gym(&gym)?;
+                a.gym(&gym);
+                a.param("sensor_id", &sensor);
+                a.param("athlete_id", &athlete);
+                p.check_gym_admin(&gym, "RegisterSensor")?;
                 let s = self
                     .inner
                     .store
@@ -418,8 +510,7 @@ impl Registry for ApiService {
                     .await
                     .map_err(store_status)?;
                 Ok(Response::new(s))
-            }
-            .await
+            })
         )
     }
 
@@ -430,12 +521,11 @@ impl Registry for ApiService {
         observed!(
             self,
             "IssueApiKey",
-            async {
-                let p = self.principal(request.metadata()).await?;
-                let req = request.into_inner();
+            audited!(self, request, "Registry.IssueApiKey", |p, a, req| {
                 let gym = validate::gym_id("gym_id", &req.gym_id)?;
                 let label = validate::text("label", &req.label, 100, false)?;
-                p.check_gym(&gym)?;
+                a.gym(&gym);
+                p.check_gym_admin(&gym, "IssueApiKey")?;
                 let key = self
                     .inner
                     .store
@@ -443,12 +533,12 @@ impl Registry for ApiService {
                     .await
                     .map_err(store_status)?;
                 tracing::info!(gym = %gym, key_id = %key.key_id, by = p.label(), "api key issued");
+                a.param("api_key_id", &key.key_id);
                 Ok(Response::new(IssueApiKeyResponse {
                     api_key_id: key.key_id,
                     api_key: key.secret,
                 }))
-            }
-            .await
+            })
         )
     }
 
@@ -459,12 +549,12 @@ impl Registry for ApiService {
         observed!(
             self,
             "RevokeApiKey",
-            async {
-                let p = self.principal(request.metadata()).await?;
-                let req = request.into_inner();
+            audited!(self, request, "Registry.RevokeApiKey", |p, a, req| {
                 let gym = validate::gym_id("gym_id", &req.gym_id)?;
                 let key_id = validate::text("api_key_id", &req.api_key_id, 64, true)?;
-                p.check_gym(&gym)?;
+                a.gym(&gym);
+                a.param("api_key_id", key_id);
+                p.check_gym_admin(&gym, "RevokeApiKey")?;
                 let revoked = self
                     .inner
                     .store
@@ -473,8 +563,7 @@ impl Registry for ApiService {
                     .map_err(store_status)?;
                 tracing::info!(gym = %gym, key_id, revoked, by = p.label(), "api key revocation");
                 Ok(Response::new(RevokeApiKeyResponse { revoked }))
-            }
-            .await
+            })
         )
     }
 
@@ -485,19 +574,26 @@ impl Registry for ApiService {
         observed!(
             self,
             "ListAthletes",
-            async {
-                let p = self.principal(request.metadata()).await?;
-                let gym = validate::gym_id("gym_id", &request.get_ref().gym_id)?;
-                p.check_gym(&gym)?;
+            audited!(self, request, "Registry.ListAthletes", |p, a, req| {
+                let gym = validate::gym_id("gym_id", &req.gym_id)?;
+                a.gym(&gym);
+                let c = self.caller(p.clone()).await?;
+                c.principal.check_read_gym(&c.scope, &gym)?;
+                let key = self.presentation_key(&c.scope)?;
                 let athletes = self
                     .inner
                     .store
-                    .list_athletes(&gym)
+                    .list_athletes(&c.scope, &gym)
                     .await
                     .map_err(store_status)?;
-                Ok(Response::new(ListAthletesResponse { athletes }))
-            }
-            .await
+                a.count(athletes.len());
+                Ok(Response::new(ListAthletesResponse {
+                    athletes: athletes
+                        .into_iter()
+                        .map(|at| c.scope.present_athlete(key, at))
+                        .collect(),
+                }))
+            })
         )
     }
 
@@ -508,19 +604,30 @@ impl Registry for ApiService {
         observed!(
             self,
             "ListSensors",
-            async {
-                let p = self.principal(request.metadata()).await?;
-                let gym = validate::gym_id("gym_id", &request.get_ref().gym_id)?;
-                p.check_gym(&gym)?;
+            audited!(self, request, "Registry.ListSensors", |p, a, req| {
+                let gym = validate::gym_id("gym_id", &req.gym_id)?;
+                a.gym(&gym);
+                if let Principal::Clinician { .. } = p {
+                    // Sensors name the athlete wearing them: not for consent-based readers.
+                    return Err(status(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "ListSensors is for the gym and its athletes; {} may not list the sensors of gym `{gym}`",
+                            p.describe()
+                        ),
+                    ));
+                }
+                let c = self.caller(p.clone()).await?;
+                c.principal.check_read_gym(&c.scope, &gym)?;
                 let sensors = self
                     .inner
                     .store
-                    .list_sensors(&gym)
+                    .list_sensors(&c.scope, &gym)
                     .await
                     .map_err(store_status)?;
+                a.count(sensors.len());
                 Ok(Response::new(ListSensorsResponse { sensors }))
-            }
-            .await
+            })
         )
     }
 }
@@ -545,50 +652,58 @@ impl Query for ApiService {
         &self,
         request: Request<LumbarTraceRequest>,
     ) -> Result<Response<LumbarTraceResponse>, Status> {
-        observed!(self, "GetLumbarTrace", async {
-            let p = self.principal(request.metadata()).await?;
-            let req = request.into_inner();
-            let (from_us, to_us) = validate::range("range", req.range, true)?;
-            let cfg = &self.inner.cfg;
-            let max_span_us = i64::try_from(cfg.max_trace_span_ms.saturating_mul(1000))
-                .unwrap_or(i64::MAX);
-            let span = i128::from(to_us) - i128::from(from_us);
-            if span > i128::from(max_span_us) {
-                return Err(validate::invalid(
-                    "range",
-                    format!(
-                        "spans {span} µs; at most {max_span_us} µs per call (page through longer ranges)"
-                    ),
-                ));
-            }
-            let athlete = self.visible_athlete(&p, "athlete_id", &req.athlete_id).await?;
-            let points = self
-                .inner
-                .store
-                .lumbar_trace(&athlete, from_us, to_us)
-                .await
-                .map_err(store_status)?;
-            if points.len() > cfg.max_trace_points {
-                return Err(status(
-                    ErrorKind::OutOfRange,
-                    format!(
-                        "{} points in the range, more than {} per call; request a shorter range",
-                        points.len(),
-                        cfg.max_trace_points
-                    ),
-                ));
-            }
-            Ok(Response::new(LumbarTraceResponse {
-                points: points
-                    .into_iter()
-                    .map(|(t_us, lumbar_flexion_deg)| LumbarPoint {
-                        t_us,
-                        lumbar_flexion_deg,
-                    })
-                    .collect(),
-            }))
-        }
-        .await)
+        observed!(
+            self,
+            "GetLumbarTrace",
+            audited!(self, request, "Query.GetLumbarTrace", |p, a, req| {
+                let (from_us, to_us) = validate::range("range", req.range, true)?;
+                a.param("athlete_id", &req.athlete_id);
+                a.param("range", format!("[{from_us},{to_us})"));
+                let cfg = &self.inner.cfg;
+                let max_span_us =
+                    i64::try_from(cfg.max_trace_span_ms.saturating_mul(1000)).unwrap_or(i64::MAX);
+                let span = i128::from(to_us) - i128::from(from_us);
+                if span > i128::from(max_span_us) {
+                    return Err(validate::invalid(
+                        "range",
+                        format!(
+                            "spans {span} µs; at most {max_span_us} µs per call (page through longer ranges)"
+                        ),
+                    ));
+                }
+                let c = self.caller(p.clone()).await?;
+                let (gym, athlete) = self
+                    .resolve_athlete(&c, "athlete_id", &req.athlete_id)
+                    .await?;
+                a.gym(&gym);
+                let points = self
+                    .inner
+                    .store
+                    .lumbar_trace(&c.scope, &athlete, from_us, to_us)
+                    .await
+                    .map_err(store_status)?;
+                if points.len() > cfg.max_trace_points {
+                    return Err(status(
+                        ErrorKind::OutOfRange,
+                        format!(
+                            "{} points in the range, more than {} per call; request a shorter range",
+                            points.len(),
+                            cfg.max_trace_points
+                        ),
+                    ));
+                }
+                a.count(points.len());
+                Ok(Response::new(LumbarTraceResponse {
+                    points: points
+                        .into_iter()
+                        .map(|(t_us, lumbar_flexion_deg)| LumbarPoint {
+                            t_us,
+                            lumbar_flexion_deg,
+                        })
+                        .collect(),
+                }))
+            })
+        )
     }
 }
 

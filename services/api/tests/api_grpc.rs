@@ -6,7 +6,10 @@
 use std::net::SocketAddr;
 
 use futures::StreamExt;
-use liftguard_api::{ApiConfig, ApiService, QUERY_SERVICE_NAME, REGISTRY_SERVICE_NAME, api_routes};
+use liftguard_api::{
+    ACCESS_SERVICE_NAME, ANALYTICS_SERVICE_NAME, ApiConfig, ApiService, QUERY_SERVICE_NAME,
+    REGISTRY_SERVICE_NAME, api_routes,
+};
 use liftguard_proto::v1::{
     Athlete, CreateGymRequest, EnrollAthleteRequest, ExtensorEvidence, IssueApiKeyRequest,
     KinematicsChunk, ListAthletesRequest, ListRepsRequest, ListSensorsRequest, LumbarTraceRequest,
@@ -892,7 +895,13 @@ async fn lumbar_trace_returns_the_stored_points_in_range() {
 async fn health_serves_and_reflection_lists_the_services() {
     let h = Harness::sqlite().await;
     let mut health = HealthClient::new(h.channel().await);
-    for service in ["", REGISTRY_SERVICE_NAME, QUERY_SERVICE_NAME] {
+    for service in [
+        "",
+        REGISTRY_SERVICE_NAME,
+        QUERY_SERVICE_NAME,
+        ACCESS_SERVICE_NAME,
+        ANALYTICS_SERVICE_NAME,
+    ] {
         let r = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -923,6 +932,8 @@ async fn health_serves_and_reflection_lists_the_services() {
         vec![
             "grpc.health.v1.Health".to_owned(),
             "grpc.reflection.v1.ServerReflection".to_owned(),
+            ACCESS_SERVICE_NAME.to_owned(),
+            ANALYTICS_SERVICE_NAME.to_owned(),
             QUERY_SERVICE_NAME.to_owned(),
             REGISTRY_SERVICE_NAME.to_owned(),
         ]

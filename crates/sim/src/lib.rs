@@ -49,7 +49,9 @@ pub use csv::{
     CsvError, RECORDING_CSV_HEADER, recording_from_csv, recording_to_csv, truth_angles_to_csv,
     truth_reps_to_csv, truth_sets_to_csv,
 };
-pub use plan::{PlanOptions, random_athlete, random_session_plan, random_session_plan_with};
+pub use plan::{
+    Cohort, PlanOptions, SPORTS, random_athlete, random_session_plan, random_session_plan_with,
+};
 
 /// Standard gravity used by the simulator (m/s²).
 pub const G: f64 = 9.80665;

@@ -396,6 +396,7 @@ impl Inner {
             set: batch.set,
             reattached: batch.reattached,
             athlete: Some(binding.profile),
+            end_of_session: batch.end_of_session,
         }
         .encode_to_vec();
 

@@ -347,6 +347,7 @@ mod tests {
                 load_kg: 100.0,
             }),
             reattached: false,
+            end_of_session: false,
         }
     }
 
@@ -519,6 +520,7 @@ mod tests {
                 gz: cols.iter().map(|c| c.5).collect(),
                 set: with_set.then_some(SetContext { set_id, exercise, load_kg: load }),
                 reattached,
+                end_of_session: false,
             }
         }
     }

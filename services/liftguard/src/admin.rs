@@ -49,6 +49,17 @@ pub enum AdminCommand {
         capacity_squat_kg: f32,
         #[arg(long, default_value_t = 0.0)]
         capacity_swing_kg: f32,
+        /// Cohort fields for population analytics (0 / empty: unknown).
+        #[arg(long, default_value_t = 0)]
+        birth_year: i32,
+        /// As recorded by the gym (e.g. f, m).
+        #[arg(long, default_value = "")]
+        sex: String,
+        /// Years of structured training.
+        #[arg(long, default_value_t = 0)]
+        training_age_years: i32,
+        #[arg(long, default_value = "")]
+        sport: String,
     },
     /// Register a sensor to an athlete.
     RegisterSensor {
@@ -72,13 +83,20 @@ pub enum AdminCommand {
         #[arg(long)]
         gym: String,
     },
+    /// Access control: tokens, clinicians, consent grants, audit log.
+    #[command(flatten)]
+    Access(crate::admin_access::AccessCommand),
 }
 
 pub async fn run(endpoint: &str, token: &str, cmd: AdminCommand) -> anyhow::Result<()> {
     let channel = liftguard_client::connect(endpoint).await?;
-    let mut reg = liftguard_client::registry_client(channel);
     let t = Token::new(token)?;
+    if let AdminCommand::Access(cmd) = cmd {
+        return crate::admin_access::run(channel, &t, cmd).await;
+    }
+    let mut reg = liftguard_client::registry_client(channel);
     let out = match cmd {
+        AdminCommand::Access(_) => unreachable_access(),
         AdminCommand::CreateGym { slug, name } => {
             let r = reg
                 .create_gym(t.request(pb::CreateGymRequest { slug, name }))
@@ -113,6 +131,10 @@ pub async fn run(endpoint: &str, token: &str, cmd: AdminCommand) -> anyhow::Resu
             capacity_deadlift_kg,
             capacity_squat_kg,
             capacity_swing_kg,
+            birth_year,
+            sex,
+            training_age_years,
+            sport,
         } => {
             let a = reg
                 .enroll_athlete(t.request(pb::EnrollAthleteRequest {
@@ -125,6 +147,10 @@ pub async fn run(endpoint: &str, token: &str, cmd: AdminCommand) -> anyhow::Resu
                         capacity_deadlift_kg,
                         capacity_squat_kg,
                         capacity_swing_kg,
+                        birth_year,
+                        sex,
+                        training_age_years,
+                        sport,
                         ..Default::default()
                     }),
                 }))
@@ -173,9 +199,16 @@ pub async fn run(endpoint: &str, token: &str, cmd: AdminCommand) -> anyhow::Resu
     Ok(())
 }
 
+/// `AdminCommand::Access` is handled before the registry client is made.
+fn unreachable_access() -> serde_json::Value {
+    serde_json::Value::Null
+}
+
 fn athlete_json(a: &pb::Athlete) -> serde_json::Value {
     json!({
         "athlete_id": a.athlete_id, "gym_id": a.gym_id, "external_ref": a.external_ref,
         "display_name": a.display_name, "height_m": a.height_m, "mass_kg": a.mass_kg,
+        "birth_year": a.birth_year, "sex": a.sex, "training_age_years": a.training_age_years,
+        "sport": a.sport,
     })
 }

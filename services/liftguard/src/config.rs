@@ -11,12 +11,25 @@
 //! partitions = 12
 //! [store]
 //! max_connections = 8
+//! [store.retention]                     # days; 0 = keep forever
+//! kinematics_days = 30
+//! reps_days = 3650
+//! [store.compression]                   # TimescaleDB only
+//! reps_after_days = 30
+//! [store.rollups]
+//! refresh_interval_s = 60
 //! [processor]
 //! commit_interval_ms = 500
 //! [processor.biomech]
 //! kinematics_rate_hz = 25.0
 //! [sink]
 //! max_batch_records = 1000
+//! [api.alerts]                          # AlertService (api role)
+//! poll_interval_ms = 50
+//! [api.webhooks]                        # the webhook dispatcher (api role)
+//! max_attempts = 10
+//! [api.dashboard]                       # the clinicians' dashboard (api role), HTTP
+//! addr = "0.0.0.0:8080"                 # absent: not served (--dashboard-addr)
 //! ```
 
 use std::{net::SocketAddr, path::Path};
@@ -54,11 +67,34 @@ impl Default for BusSection {
 pub struct StoreSection {
     /// Connection pool size (1 for single-client servers such as pglite).
     pub max_connections: u32,
+    /// `[store.retention]`: days kept per table (0 = forever) and how often the fallbacks
+    /// enforce it; see `liftguard_store::RetentionPolicy` for the defaults.
+    pub retention: liftguard_store::RetentionPolicy,
+    /// `[store.compression]`: TimescaleDB columnstore ages per table (no fallback).
+    pub compression: liftguard_store::CompressionPolicy,
+    /// `[store.rollups]`: refresh interval of the rollups.
+    pub rollups: liftguard_store::RollupPolicy,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
-        Self { max_connections: 8 }
+        Self {
+            max_connections: 8,
+            retention: Default::default(),
+            compression: Default::default(),
+            rollups: Default::default(),
+        }
+    }
+}
+
+impl StoreSection {
+    /// The store policies of this section.
+    pub fn policies(&self) -> liftguard_store::Policies {
+        liftguard_store::Policies {
+            retention: self.retention.clone(),
+            compression: self.compression.clone(),
+            rollups: self.rollups.clone(),
+        }
     }
 }
 
@@ -121,5 +157,21 @@ mod tests {
         assert_eq!(c.kafka_brokers.as_deref(), Some("k:9092"));
         assert_eq!(c.bus.partitions, 12);
         assert_eq!(c.processor.commit_interval_ms, 50);
+    }
+
+    #[test]
+    fn alert_and_webhook_sections() {
+        let c: FileConfig = toml::from_str(
+            "[api.alerts]\npoll_interval_ms = 10\n[api.webhooks]\nmax_attempts = 3\nenabled = false\n",
+        )
+        .unwrap();
+        assert_eq!(c.api.alerts.poll_interval_ms, 10);
+        assert_eq!(c.api.webhooks.max_attempts, 3);
+        assert!(!c.api.webhooks.enabled);
+        assert_eq!(
+            c.api.webhooks.concurrency, 8,
+            "unset fields keep their defaults"
+        );
+        assert!(toml::from_str::<FileConfig>("[api.webhooks]\nmax_atempts = 3\n").is_err());
     }
 }

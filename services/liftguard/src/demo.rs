@@ -117,10 +117,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let store = serve::open_store(&database_url, 1).await?;
 
     // The clinician summary, from what the store holds.
-    let reps = store.all_reps(None).await?;
+    let reps = store.all_reps(&liftguard_store::Scope::all()).await?;
     let athletes: Vec<pb::Athlete> = {
         let gym_id = liftguard_model::GymId::parse(slug)?;
-        store.list_athletes(&gym_id).await?
+        store
+            .list_athletes(&liftguard_store::Scope::all(), &gym_id)
+            .await?
     };
     let summary = liftguard_analytics::build_report(
         &reps,
@@ -139,7 +141,12 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             .cloned()
             .collect();
         let trace = store
-            .lumbar_trace(&AthleteId::parse(e.athlete_id.clone())?, i64::MIN, i64::MAX)
+            .lumbar_trace(
+                &liftguard_store::Scope::all(),
+                &AthleteId::parse(e.athlete_id.clone())?,
+                i64::MIN,
+                i64::MAX,
+            )
             .await?;
         let a = gym::score(&s.truth, &mine, &trace);
         println!(

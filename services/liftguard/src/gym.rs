@@ -22,8 +22,9 @@ pub struct Enrolled {
     pub sacrum_sensor: String,
 }
 
-/// Creates the gym (operator token) and enrolls every simulated athlete with both sensors,
-/// through the Registry RPCs. Returns the gym's API key and the enrolled athletes in the
+/// Creates the gym (operator token) and enrolls every simulated athlete (with its cohort
+/// fields, [`liftguard_sim::AthleteSpec::cohort`]) and both sensors, through the Registry
+/// RPCs. Returns the gym's API key and the enrolled athletes in the
 /// order of `sessions`.
 pub async fn enroll(
     channel: Channel,
@@ -57,6 +58,7 @@ pub async fn enroll(
     let mut out = Vec::with_capacity(sessions.len());
     for s in sessions {
         let a = &s.athlete;
+        let cohort = a.cohort();
         let athlete = reg
             .enroll_athlete(gym_token.request(pb::EnrollAthleteRequest {
                 gym_id: gym_id.clone(),
@@ -68,6 +70,10 @@ pub async fn enroll(
                     capacity_deadlift_kg: a.capacity_kg.deadlift as f32,
                     capacity_squat_kg: a.capacity_kg.squat as f32,
                     capacity_swing_kg: a.capacity_kg.swing as f32,
+                    birth_year: cohort.birth_year,
+                    sex: cohort.sex,
+                    training_age_years: cohort.training_age_years,
+                    sport: cohort.sport,
                     ..Default::default()
                 }),
             }))
@@ -129,6 +135,10 @@ pub fn session_batches(slug: &str, s: &SimSession, batch_len: usize) -> Vec<pb::
         );
         for b in &mut batches {
             b.set = set_context(&s.truth, b.first_sample_time_us + to_t12);
+        }
+        // The athlete ends the workout in the app: each sensor's last batch says so.
+        if let Some(last) = batches.last_mut() {
+            last.end_of_session = true;
         }
         all.extend(
             batches

@@ -4,6 +4,7 @@
 //! Invariant: no domain logic here; this crate wires crates together and parses input.
 
 pub mod admin;
+pub mod admin_access;
 pub mod analyze;
 pub mod config;
 pub mod demo;

@@ -78,19 +78,9 @@ enum Command {
         #[command(subcommand)]
         command: admin::AdminCommand,
     },
-    /// Clinician summary over the store (polars), optionally exported.
-    Report {
-        #[arg(long, env = "LIFTGUARD_DATABASE_URL")]
-        database: Option<String>,
-        /// Only this gym.
-        #[arg(long)]
-        gym: Option<String>,
-        /// Write the tables and the raw reps to this directory.
-        #[arg(long)]
-        export: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "both")]
-        format: report::Format,
-    },
+    /// Clinician analytics over the store (polars): the summary, or `trends`, `trending`,
+    /// `load`, `athlete`, `export`.
+    Report(report::ReportArgs),
     /// Run the biomechanics over two recordings offline; writes reps.csv and lumbar.csv.
     Analyze(AnalyzeArgs),
     /// Write a simulated session as recordings plus ground truth.
@@ -136,6 +126,9 @@ struct ServeArgs {
     /// The operator token (may create gyms and see every gym).
     #[arg(long, env = "LIFTGUARD_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: Option<String>,
+    /// The clinicians' dashboard (api role): serve it on this address, e.g. 0.0.0.0:8080.
+    #[arg(long, env = "LIFTGUARD_DASHBOARD_ADDR")]
+    dashboard_addr: Option<SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -194,7 +187,10 @@ fn parse_exercise(s: &str) -> Result<Exercise, String> {
     })
 }
 
-fn settings(a: ServeArgs, file: FileConfig) -> Settings {
+fn settings(a: ServeArgs, mut file: FileConfig) -> Settings {
+    if let Some(addr) = a.dashboard_addr {
+        file.api.dashboard.addr = Some(addr);
+    }
     Settings {
         grpc_addr: a
             .grpc_addr
@@ -219,7 +215,11 @@ async fn serve_roles(a: ServeArgs, file: FileConfig, roles: Roles) -> anyhow::Re
     let node = serve::start(&s, roles, prometheus::Registry::new()).await?;
     if let Some(addr) = node.grpc_addr {
         // Machine-readable line for supervisors and tests.
-        println!("LISTENING grpc={addr} http={}", node.http_addr);
+        let dashboard = node
+            .dashboard_addr
+            .map(|d| format!(" dashboard={d}"))
+            .unwrap_or_default();
+        println!("LISTENING grpc={addr} http={}{dashboard}", node.http_addr);
     } else {
         println!("LISTENING http={}", node.http_addr);
     }
@@ -304,6 +304,10 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| config::DEFAULT_DATABASE_URL.to_owned());
             let store = serve::open_store(&url, file.store.max_connections).await?;
             println!("migrated {} ({:?})", serve::redact(&url), store.backend());
+            // Retention, compression and rollup-refresh settings ([store.*] of the file).
+            for change in store.apply_policies(&file.store.policies()).await?.changes {
+                println!("  {change}");
+            }
             store.close().await;
             Ok(())
         }
@@ -333,16 +337,17 @@ async fn main() -> anyhow::Result<()> {
             token,
             command,
         } => admin::run(&endpoint, &token, command).await,
-        Command::Report {
-            database,
-            gym,
-            export,
-            format,
-        } => {
-            let url = database
+        Command::Report(args) => {
+            let url = args
+                .database
+                .clone()
                 .or_else(|| file.database_url.clone())
                 .unwrap_or_else(|| config::DEFAULT_DATABASE_URL.to_owned());
-            report::run(&url, file.store.max_connections, gym, export, format).await
+            let secret = std::env::var("LIFTGUARD_PSEUDONYM_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .or_else(|| file.api.pseudonym_secret.clone());
+            report::run(args, &url, file.store.max_connections, secret).await
         }
         Command::Analyze(a) => analyze::run(analyze::AnalyzeOptions {
             thoracolumbar: a.thoracolumbar,

@@ -64,7 +64,7 @@ pub async fn run(o: ReplayOptions) -> anyhow::Result<()> {
                 file.display()
             );
         }
-        let b = batches_from_samples(
+        let mut b = batches_from_samples(
             sensor,
             o.first_seq,
             rate,
@@ -72,6 +72,10 @@ pub async fn run(o: ReplayOptions) -> anyhow::Result<()> {
             o.batch_len,
             set.clone(),
         );
+        // A logbook is a whole session: its last batch ends it.
+        if let Some(last) = b.last_mut() {
+            last.end_of_session = true;
+        }
         let last = b.last().map_or(o.first_seq, |b| b.seq);
         eprintln!(
             "{}: {} samples at {rate:.1} Hz as sensor {sensor}, {} batches (seq {}..={last})",

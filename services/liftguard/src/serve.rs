@@ -5,7 +5,9 @@
 //! so that nothing acknowledged is lost:
 //! 1. the gRPC front door closes (no new streams; in-flight acks complete) and readiness
 //!    fails;
-//! 2. the ingest producer flushes to the bus;
+//!    (alert streams end with UNAVAILABLE: clients resume by cursor); the webhook
+//!    dispatcher finishes its in-flight attempts;
+//! 2. the ingest producer (and the api's flare-up producer) flushes to the bus;
 //! 3. the processor drains its input (embedded bus: until no lag), confirms its output and
 //!    commits;
 //! 4. the sink drains, writes and commits;
@@ -42,7 +44,7 @@ impl Roles {
     };
 
     fn needs_store(self) -> bool {
-        self.ingest || self.api || self.sink
+        self.ingest || self.api || self.sink || self.process
     }
 
     fn needs_grpc(self) -> bool {
@@ -65,15 +67,21 @@ impl Roles {
 pub struct Node {
     pub grpc_addr: Option<SocketAddr>,
     pub http_addr: SocketAddr,
+    /// The api role's dashboard listener, when `[api.dashboard] addr` is set.
+    pub dashboard_addr: Option<SocketAddr>,
     pub store: Option<Store>,
     pub bus: Bus,
     health: Health,
     grpc_health: Option<tonic_health::server::HealthReporter>,
     front: CancellationToken,
     grpc: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The dashboard's HTTP server (stops with the front door).
+    dashboard: Option<JoinHandle<anyhow::Result<()>>>,
     producer: Option<Producer>,
     processor: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
     sink: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+    /// The api role's webhook dispatcher (stopped after the gRPC server).
+    webhooks: Option<(CancellationToken, JoinHandle<()>)>,
     ops: (CancellationToken, JoinHandle<anyhow::Result<()>>),
 }
 
@@ -163,7 +171,10 @@ pub async fn start(
     let mut processor = None;
     if roles.process {
         let stop = CancellationToken::new();
-        let p = Processor::new(settings.file.processor.clone(), &bus, &registry)?;
+        let store = store
+            .clone()
+            .context("the processor needs a store (checkpoints)")?;
+        let p = Processor::new(settings.file.processor.clone(), &bus, store, &registry)?;
         let ready = health.component("processor");
         let s = stop.clone();
         let handle = tokio::spawn(async move {
@@ -176,12 +187,20 @@ pub async fn start(
     if roles.sink {
         let stop = CancellationToken::new();
         let store = store.clone().context("the sink needs a store")?;
-        let k = Sink::new(settings.file.sink.clone(), &bus, store, &registry)?;
+        let k = Sink::new(settings.file.sink.clone(), &bus, store.clone(), &registry)?;
+        // Store maintenance (policies; rollup refresh and retention on the fallbacks) runs
+        // next to the sink and stops with it.
+        let maintenance = liftguard_sink::maintenance::Maintenance::new(
+            store,
+            settings.file.store.policies(),
+            &registry,
+        );
         let ready = health.component("sink");
         let s = stop.clone();
         let handle = tokio::spawn(async move {
             ready.set(true);
-            k.run(s, drain).await.map_err(anyhow::Error::from)
+            let (sunk, ()) = tokio::join!(k.run(s.clone(), drain), maintenance.run(s));
+            sunk.map_err(anyhow::Error::from)
         });
         sink = Some((stop, handle));
     }
@@ -191,6 +210,9 @@ pub async fn start(
     let mut grpc_addr = None;
     let mut producer = None;
     let mut grpc_health = None;
+    let mut webhooks = None;
+    let mut dashboard = None;
+    let mut dashboard_addr = None;
     if roles.needs_grpc() {
         let store = store.clone().context("gRPC roles need a store")?;
         let listener = tokio::net::TcpListener::bind(settings.grpc_addr)
@@ -215,8 +237,55 @@ pub async fn start(
             if settings.operator_token.is_some() {
                 cfg.operator_token = settings.operator_token.clone();
             }
+            // The pseudonym key: `[api] pseudonym_secret`, overridden by the environment.
+            if let Ok(secret) = std::env::var("LIFTGUARD_PSEUDONYM_SECRET")
+                && !secret.is_empty()
+            {
+                cfg.pseudonym_secret = Some(secret);
+            }
             let svc = liftguard_api::ApiService::new(cfg, store.clone(), &registry);
             names.extend(svc.add_to(&mut builder));
+            // The clinicians' dashboard (HTTP), when configured: closes with the front door.
+            if let Some(addr) = svc.config().dashboard.addr {
+                let (bound, fut) =
+                    liftguard_api::dashboard::bind(addr, svc.clone(), &registry, front.clone())
+                        .await?;
+                dashboard = Some(tokio::spawn(async move {
+                    fut.await.map_err(anyhow::Error::from)
+                }));
+                dashboard_addr = Some(bound);
+                tracing::info!(%bound, "dashboard on http://{bound}/dashboard/");
+            }
+            // AlertService: its poller and streams stop with the front door; flare-up
+            // reports go to the bus through the process's producer (flushed on shutdown).
+            let p = match &producer {
+                Some(p) => p.clone(),
+                None => {
+                    let p = bus.producer()?;
+                    producer = Some(p.clone());
+                    p
+                }
+            };
+            let alerts = liftguard_api::alerts::AlertApi::start(
+                svc.clone(),
+                svc.config().alerts.clone(),
+                p,
+                &registry,
+                front.clone(),
+            )
+            .await
+            .context("starting the alert service")?;
+            names.push(alerts.add_to(&mut builder));
+            if svc.config().webhooks.enabled {
+                let stop = CancellationToken::new();
+                let h = liftguard_api::webhooks::spawn(
+                    svc.config().webhooks.clone(),
+                    store.clone(),
+                    &registry,
+                    stop.clone(),
+                )?;
+                webhooks = Some((stop, h));
+            }
         }
         let reporter =
             liftguard_runtime::grpc::add_health_and_reflection(&mut builder, &names).await?;
@@ -242,15 +311,18 @@ pub async fn start(
     Ok(Node {
         grpc_addr,
         http_addr,
+        dashboard_addr,
         store,
         bus,
         health,
         grpc_health,
         front,
         grpc,
+        dashboard,
         producer,
         processor,
         sink,
+        webhooks,
         ops,
     })
 }
@@ -267,6 +339,15 @@ impl Node {
         self.front.cancel();
         if let Some(h) = self.grpc {
             h.await.context("gRPC task panicked")??;
+        }
+        if let Some(h) = self.dashboard {
+            h.await.context("dashboard task panicked")??;
+        }
+        if let Some((stop, h)) = self.webhooks {
+            // In-flight attempts finish (bounded by the request timeout); the rest stay
+            // in the outbox for the next start.
+            stop.cancel();
+            h.await.context("webhook dispatcher panicked")?;
         }
         if let Some(p) = &self.producer {
             p.flush(Duration::from_secs(30))

@@ -243,6 +243,7 @@ pub fn batch(sensor: &SensorId, seq: u64, t0_us: i64, n: usize) -> SampleBatch {
             load_kg: 120.0,
         }),
         reattached: seq == 1,
+        end_of_session: false,
     }
 }
 

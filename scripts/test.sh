@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every liftguard test on a fresh machine: installs and starts what the tests need
 # (PostgreSQL running on 127.0.0.1:5432, the pglite TimescaleDB build under tests/pglite,
-# cargo-nextest), then the whole workspace's tests. Extra arguments go to nextest.
+# cargo-nextest, Debian's chromium), then the whole workspace's tests. Extra arguments go to nextest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,14 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   fi
   for _ in $(seq 1 60); do pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null && break; sleep 0.5; done
   pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
+fi
+
+# Debian's Chromium, driven headless by the dashboard's browser test (tests/tests/dashboard.rs).
+if [ -z "${LIFTGUARD_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (Debian package)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q chromium >/dev/null
 fi
 
 # TimescaleDB (WASM build, served over TCP) for the migration tests.

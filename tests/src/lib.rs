@@ -12,6 +12,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+pub mod browser;
+
 /// The `liftguard` binary built alongside the tests (`cargo test --workspace` and
 /// `cargo nextest run --workspace` build it; `LIFTGUARD_BIN` overrides).
 pub fn liftguard_bin() -> PathBuf {
@@ -47,12 +49,25 @@ pub struct Role {
     child: Child,
     pub grpc: Option<String>,
     pub http: String,
+    /// The dashboard's base URL, when the role serves it (`--dashboard-addr`).
+    pub dashboard: Option<String>,
     stderr_tail: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Role {
     /// Starts `liftguard <args>` and waits for its `LISTENING` line.
     pub fn start(name: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Role> {
+        Self::start_observed(name, args, env, |_| {})
+    }
+
+    /// [`Role::start`], also handing every stderr line to `observe` (on the thread that
+    /// reads the role's stderr), e.g. to collect values a role logs.
+    pub fn start_observed(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        observe: impl Fn(&str) + Send + 'static,
+    ) -> anyhow::Result<Role> {
         let mut cmd = Command::new(liftguard_bin());
         cmd.args(args)
             .stdin(Stdio::null())
@@ -69,6 +84,7 @@ impl Role {
         let prefix = name.to_owned();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                observe(&line);
                 if std::env::var_os("LIFTGUARD_TEST_VERBOSE").is_some() {
                     eprintln!("[{prefix}] {line}");
                 }
@@ -106,6 +122,7 @@ impl Role {
             name: name.to_owned(),
             grpc: kv.get("grpc").map(|a| format!("http://{a}")),
             http: format!("http://{}", kv.get("http").context("no http address")?),
+            dashboard: kv.get("dashboard").map(|a| format!("http://{a}")),
             child,
             stderr_tail: tail,
         })

@@ -495,15 +495,23 @@ async fn kill_9_of_the_processor_mid_session_changes_nothing_in_the_database() -
             .get("liftguard_processor_state_restores_total{outcome=\"failed\"}")
             .copied()
             .unwrap_or(0.0);
+        let resumed = m
+            .get("liftguard_processor_batches_total{outcome=\"processed\"}")
+            .copied()
+            .unwrap_or(0.0);
         eprintln!(
-            "kill at {:.0}%: identical to the reference; {restored} athlete states restored, {} records skipped as already applied",
+            "kill at {:.0}%: identical to the reference; the restart processed {resumed} batches, \
+             restored {restored} athlete states, skipped {} records as already applied",
             fraction * 100.0,
             metric_sum(&m, "liftguard_processor_replay_skipped_total")
         );
         assert_eq!(failed, 0.0, "a checkpoint failed to restore");
+        // The kill lands after a durable checkpoint (every athlete has streamed by then); if
+        // the restart had anything left to process (the uploads run faster than real time,
+        // so a late kill may find everything done), it continued from checkpoints.
         assert!(
-            restored > 0.0,
-            "the restarted processor restored no checkpoint"
+            resumed == 0.0 || restored > 0.0,
+            "the restarted processor processed {resumed} batches without restoring a checkpoint"
         );
         p2.terminate(Duration::from_secs(30))?;
         c.stop().await?;

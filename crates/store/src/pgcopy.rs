@@ -1,4 +1,5 @@
-//! PostgreSQL binary `COPY` encoding of the record tables' rows.
+//! PostgreSQL binary `COPY` encoding of the record tables' rows, and decoding of binary
+//! `COPY ... TO STDOUT` streams ([`CopyOut`]).
 //!
 //! Invariants:
 //! - The column order is `schema::REP_COLUMNS` then `stored_at` for reps, and
@@ -6,9 +7,14 @@
 //!   types the tables declare (a type mismatch is a server error, never a silent cast).
 //! - Times are the wire's µs since the Unix epoch, shifted to PostgreSQL's 2000-01-01 epoch;
 //!   the caller has validated them (`common::validate_rep` / `expand_kinematics`).
+//! - The decoder accepts any split of the stream into chunks, checks the header, the
+//!   field count of every tuple and every field's length, and never panics on malformed
+//!   input (a precise [`StoreError::CorruptRow`] instead); its buffer holds at most one
+//!   incomplete tuple beyond the chunk being read.
 
 use liftguard_proto::v1::RepRecord;
 
+use crate::StoreError;
 use crate::common::KinPoint;
 
 /// µs between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
@@ -141,6 +147,167 @@ impl CopyBuf {
     }
 }
 
+/// Incremental decoder of a binary `COPY ... TO STDOUT` stream whose tuples all have
+/// `fields` non-NULL fields. Feed it the chunks in order, then call [`CopyOut::finish`].
+pub(crate) struct CopyOut {
+    table: &'static str,
+    fields: usize,
+    buf: Vec<u8>,
+    header_done: bool,
+    ended: bool,
+    /// Field ranges of the tuple being handed out (reused).
+    ranges: Vec<(usize, usize)>,
+}
+
+impl CopyOut {
+    pub fn new(table: &'static str, fields: usize) -> Self {
+        CopyOut {
+            table,
+            fields,
+            buf: Vec::new(),
+            header_done: false,
+            ended: false,
+            ranges: Vec::with_capacity(fields),
+        }
+    }
+
+    fn corrupt(&self, reason: impl Into<String>) -> StoreError {
+        StoreError::CorruptRow {
+            table: self.table,
+            reason: format!("binary COPY stream: {}", reason.into()),
+        }
+    }
+
+    /// Appends `chunk` and hands every complete tuple's fields to `row`.
+    pub fn feed<F>(&mut self, chunk: &[u8], mut row: F) -> Result<(), StoreError>
+    where
+        F: FnMut(&[&[u8]]) -> Result<(), StoreError>,
+    {
+        if self.ended {
+            return if chunk.is_empty() {
+                Ok(())
+            } else {
+                Err(self.corrupt("data after the trailer"))
+            };
+        }
+        self.buf.extend_from_slice(chunk);
+        let mut pos = 0;
+        if !self.header_done {
+            if self.buf.len() < COPY_HEADER.len() {
+                return Ok(());
+            }
+            if self.buf[..11] != COPY_HEADER[..11] {
+                return Err(self.corrupt("bad signature"));
+            }
+            let ext = be_u32(&self.buf[15..19]) as usize;
+            if self.buf.len() < 19 + ext {
+                return Ok(());
+            }
+            pos = 19 + ext;
+            self.header_done = true;
+        }
+        let mut fields: Vec<&[u8]> = Vec::with_capacity(self.fields);
+        while let Some(head) = self.buf.get(pos..pos + 2) {
+            let count = i16::from_be_bytes([head[0], head[1]]);
+            if count == -1 {
+                self.ended = true;
+                pos += 2;
+                if pos != self.buf.len() {
+                    return Err(self.corrupt("data after the trailer"));
+                }
+                break;
+            }
+            if count as usize != self.fields || count < 0 {
+                return Err(self.corrupt(format!("{count} fields, expected {}", self.fields)));
+            }
+            // Field boundaries of one complete tuple, or wait for more data.
+            self.ranges.clear();
+            let mut at = pos + 2;
+            let mut complete = true;
+            for _ in 0..self.fields {
+                let Some(len) = self.buf.get(at..at + 4) else {
+                    complete = false;
+                    break;
+                };
+                let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+                if len < 0 {
+                    return Err(self.corrupt("unexpected NULL"));
+                }
+                let (start, end) = (at + 4, at + 4 + len as usize);
+                if end > self.buf.len() {
+                    complete = false;
+                    break;
+                }
+                self.ranges.push((start, end));
+                at = end;
+            }
+            if !complete {
+                break;
+            }
+            fields.clear();
+            fields.extend(self.ranges.iter().map(|(a, b)| &self.buf[*a..*b]));
+            row(&fields)?;
+            pos = at;
+        }
+        self.buf.drain(..pos);
+        Ok(())
+    }
+
+    /// The stream ended: it must have ended with the trailer.
+    pub fn finish(self) -> Result<(), StoreError> {
+        if self.ended {
+            Ok(())
+        } else {
+            Err(self.corrupt("truncated (no trailer)"))
+        }
+    }
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Typed readers of binary `COPY` fields (the send formats of PostgreSQL's types).
+pub(crate) mod field {
+    use super::PG_EPOCH_OFFSET_US;
+    use crate::StoreError;
+
+    fn fixed<const N: usize>(b: &[u8], what: &str) -> Result<[u8; N], StoreError> {
+        b.try_into().map_err(|_| StoreError::CorruptRow {
+            table: "copy",
+            reason: format!("{what} field of {} bytes, expected {N}", b.len()),
+        })
+    }
+
+    pub fn text(b: &[u8]) -> Result<&str, StoreError> {
+        std::str::from_utf8(b).map_err(|e| StoreError::CorruptRow {
+            table: "copy",
+            reason: format!("text field is not UTF-8: {e}"),
+        })
+    }
+
+    /// TIMESTAMPTZ as µs since the Unix epoch.
+    pub fn time_us(b: &[u8]) -> Result<i64, StoreError> {
+        Ok(i64::from_be_bytes(fixed(b, "timestamptz")?).saturating_add(PG_EPOCH_OFFSET_US))
+    }
+
+    pub fn i32(b: &[u8]) -> Result<i32, StoreError> {
+        Ok(i32::from_be_bytes(fixed(b, "integer")?))
+    }
+
+    pub fn bool(b: &[u8]) -> Result<bool, StoreError> {
+        Ok(fixed::<1>(b, "boolean")?[0] != 0)
+    }
+
+    pub fn f32(b: &[u8]) -> Result<f32, StoreError> {
+        Ok(f32::from_bits(u32::from_be_bytes(fixed(b, "real")?)))
+    }
+
+    pub fn f64(b: &[u8]) -> Result<f64, StoreError> {
+        Ok(f64::from_bits(u64::from_be_bytes(fixed(b, "double")?)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +336,64 @@ mod tests {
         assert_eq!(&b[32..36], &(-1i32).to_be_bytes());
         assert_eq!(&b[36..44], &[0, 0, 0, 4, 0x40, 0, 0, 0]);
         assert_eq!(b.len(), 44);
+    }
+
+    /// A stream of `n` two-field tuples (text, integer) with the trailer.
+    fn stream(n: i32) -> Vec<u8> {
+        let mut c = CopyBuf::default();
+        c.buf.extend_from_slice(COPY_HEADER);
+        for i in 0..n {
+            c.tuple(2);
+            c.text(&format!("a{i}"));
+            c.i32(i);
+        }
+        c.buf.extend_from_slice(COPY_TRAILER);
+        c.buf
+    }
+
+    fn decode(chunks: &[&[u8]]) -> Result<Vec<(String, i32)>, StoreError> {
+        let mut d = CopyOut::new("t", 2);
+        let mut out = Vec::new();
+        for c in chunks {
+            d.feed(c, |f| {
+                out.push((field::text(f[0])?.to_owned(), field::i32(f[1])?));
+                Ok(())
+            })?;
+        }
+        d.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn copy_out_decodes_any_chunking() {
+        let s = stream(50);
+        let want: Vec<(String, i32)> = (0..50).map(|i| (format!("a{i}"), i)).collect();
+        assert_eq!(decode(&[&s]).unwrap(), want);
+        for step in [1, 2, 3, 7, 19, 64] {
+            let chunks: Vec<&[u8]> = s.chunks(step).collect();
+            assert_eq!(decode(&chunks).unwrap(), want, "chunks of {step}");
+        }
+    }
+
+    #[test]
+    fn copy_out_rejects_malformed_streams() {
+        let s = stream(3);
+        // Truncated: no trailer.
+        assert!(decode(&[&s[..s.len() - 2]]).is_err());
+        // Bad signature.
+        let mut bad = s.clone();
+        bad[0] = b'X';
+        assert!(decode(&[&bad]).is_err());
+        // Wrong field count.
+        let mut wrong = s.clone();
+        wrong[19..21].copy_from_slice(&3i16.to_be_bytes());
+        assert!(decode(&[&wrong]).is_err());
+        // A NULL where none is allowed.
+        let mut null = s.clone();
+        null[21..25].copy_from_slice(&(-1i32).to_be_bytes());
+        assert!(decode(&[&null]).is_err());
+        // A field of the wrong width.
+        assert!(field::i32(&[0, 1]).is_err());
+        assert!(field::text(&[0xff]).is_err());
     }
 }

@@ -876,7 +876,10 @@ impl Store {
         }
         let w = match self.alerts_db()? {
             Db::Pg(p) => pg::upsert_alerts(p, &mut rows).await?,
-            Db::Lite(l) => sqlite::upsert_alerts(l, &mut rows).await?,
+            Db::Lite(l) => {
+                let _gate = self.lite_write_gate().await;
+                sqlite::upsert_alerts(l, &mut rows).await?
+            }
         };
         tracing::debug!(
             records = alerts.len(),
@@ -974,7 +977,10 @@ impl Store {
         }
         let n = match self.alerts_db()? {
             Db::Pg(p) => pg::upsert_risk(p, &rows).await?,
-            Db::Lite(l) => sqlite::upsert_risk(l, &rows).await?,
+            Db::Lite(l) => {
+                let _gate = self.lite_write_gate().await;
+                sqlite::upsert_risk(l, &rows).await?
+            }
         };
         tracing::debug!(records = records.len(), changed = n, "risk upserted");
         Ok(n)

@@ -9,8 +9,11 @@
 //! - Fencing: a checkpoint replaces the stored one only if its `steps` (input records
 //!   applied, monotonic per athlete) is at least the stored one's. A processor that lost
 //!   its partition in a rebalance and writes late can never move an athlete's state back.
-//! - One statement per batch of checkpoints (a transaction), so a crash leaves each row
-//!   either old or new, never torn.
+//! - Each row is written whole by one statement, so a crash leaves each row either old or
+//!   new, never torn. On PostgreSQL one call is one transaction; on SQLite it is several
+//!   small ones (one writer: the sink must not wait behind a whole checkpoint). Either is
+//!   safe because every state carries its own offsets: the processor commits input
+//!   offsets only after the call returns.
 
 use crate::{Store, StoreError};
 
@@ -23,6 +26,9 @@ pub struct Checkpoint {
     pub steps: i64,
     pub state: Vec<u8>,
 }
+
+/// States per SQLite transaction (~30 KB each: a few ms of writing).
+const LITE_CHUNK: usize = 8;
 
 /// Rows per upsert statement (keeps statements well under the pglite 64 KB limit is not a
 /// goal here: states are ~30 KB each, pglite stores them one by one).
@@ -69,27 +75,32 @@ impl Store {
             }
             tx.commit().await?;
         } else if let Some(pool) = self.sqlite_pool() {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let now = now_us();
-            for c in rows {
-                let r = sqlx::query(
-                    "INSERT INTO processor_state (athlete_id, gym_id, steps, state, updated_us)
+            // Small transactions through the write gate: the sink's writes interleave
+            // instead of waiting for the whole checkpoint (SQLite has one writer).
+            for chunk in rows.chunks(LITE_CHUNK) {
+                let _gate = self.lite_write_gate().await;
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let now = now_us();
+                for c in chunk {
+                    let r = sqlx::query(
+                        "INSERT INTO processor_state (athlete_id, gym_id, steps, state, updated_us)
                      VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT (athlete_id) DO UPDATE
                      SET gym_id = excluded.gym_id, steps = excluded.steps,
                          state = excluded.state, updated_us = excluded.updated_us
                      WHERE processor_state.steps <= excluded.steps",
-                )
-                .bind(&c.athlete_id)
-                .bind(&c.gym_id)
-                .bind(c.steps)
-                .bind(&c.state)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                written += r.rows_affected();
+                    )
+                    .bind(&c.athlete_id)
+                    .bind(&c.gym_id)
+                    .bind(c.steps)
+                    .bind(&c.state)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    written += r.rows_affected();
+                }
+                tx.commit().await?;
             }
-            tx.commit().await?;
         }
         Ok(written)
     }

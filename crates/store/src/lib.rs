@@ -271,6 +271,15 @@ impl Store {
         }
     }
 
+    /// On SQLite, waits for the write gate (see `sqlite::Lite::write_gate`); `None` on
+    /// PostgreSQL, which has row locks and no single writer.
+    pub(crate) async fn lite_write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.inner.db {
+            Db::Pg(_) => None,
+            Db::Sqlite(l) => Some(l.write_gate.lock().await),
+        }
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         dispatch!(self, db => db.pool.close().await)
@@ -373,7 +382,10 @@ impl Store {
         }
         let n = match &self.inner.db {
             Db::Pg(pg) => pg.upsert_reps(&rows, self.backend()).await?,
-            Db::Sqlite(l) => l.upsert_reps(&rows).await?,
+            Db::Sqlite(l) => {
+                let _gate = l.write_gate.lock().await;
+                l.upsert_reps(&rows).await?
+            }
         };
         tracing::debug!(records = reps.len(), changed = n, "reps upserted");
         Ok(n)
@@ -389,7 +401,10 @@ impl Store {
         }
         let n = match &self.inner.db {
             Db::Pg(pg) => pg.upsert_kinematics(&points, self.backend()).await?,
-            Db::Sqlite(l) => l.upsert_kinematics(&points).await?,
+            Db::Sqlite(l) => {
+                let _gate = l.write_gate.lock().await;
+                l.upsert_kinematics(&points).await?
+            }
         };
         tracing::debug!(
             chunks = chunks.len(),

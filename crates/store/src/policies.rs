@@ -330,6 +330,7 @@ impl Store {
                         LiteTime::Micros => q.bind(cutoff),
                         LiteTime::IsoDate => q.bind(iso_day(cutoff)),
                     };
+                    let _gate = l.write_gate.lock().await;
                     let mut tx = l.pool.begin_with("BEGIN IMMEDIATE").await?;
                     report.rows_deleted += q.execute(&mut *tx).await?.rows_affected();
                     tx.commit().await?;

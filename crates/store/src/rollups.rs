@@ -1029,7 +1029,10 @@ impl Store {
                 RollupRefresh::default()
             }
             Db::Pg(pg) => refresh_pg(&pg.pool).await?,
-            Db::Sqlite(l) => refresh_lite(&l.pool).await?,
+            Db::Sqlite(l) => {
+                let _gate = l.write_gate.lock().await;
+                refresh_lite(&l.pool).await?
+            }
         };
         tracing::debug!(
             athlete_days = done.athlete_days,

@@ -42,6 +42,14 @@ const MAX_POINTS_PER_STATEMENT: usize = 1_000;
 
 pub(crate) struct Lite {
     pub(crate) pool: SqlitePool,
+    /// Taken around the write transactions of the record paths (reps, kinematics,
+    /// alerts, risk, checkpoints, rollup refresh, retention): SQLite has one writer, and
+    /// its busy handler retries on a sleep schedule (up to 100 ms per retry) that lets a
+    /// long run of back-to-back transactions starve a waiting writer. This FIFO gate
+    /// queues them instead, so a sink write waits for at most the transaction ahead of
+    /// it (checkpoints are written in small transactions for that reason). Never held
+    /// across another gated call.
+    pub(crate) write_gate: tokio::sync::Mutex<()>,
 }
 
 static REP_INSERT_HEAD: LazyLock<String> = LazyLock::new(|| {
@@ -97,7 +105,10 @@ impl Lite {
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(opts)
             .await?;
-        Ok(Lite { pool })
+        Ok(Lite {
+            pool,
+            write_gate: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub(crate) async fn migrate(&self) -> Result<Backend, StoreError> {

@@ -801,10 +801,29 @@ impl Store {
         }
         Ok(match &self.inner.db {
             Db::Pg(pg) => {
-                let (s, _) = scope_sql(Dialect::Pg, scope, 3, "");
-                let sql = format!(
-                    "SELECT max(start_time) FROM reps WHERE start_time >= $1 AND start_time < $2{s}"
-                );
+                let (s, _) = scope_sql(Dialect::Pg, scope, 3, "r.");
+                let sql = if scope.athletes.is_some() {
+                    // The primary key (athlete_id, start_time) answers per athlete.
+                    format!(
+                        "SELECT max(r.start_time) FROM reps r \
+                         WHERE r.start_time >= $1 AND r.start_time < $2{s}"
+                    )
+                } else {
+                    // A skip scan over the gyms that have reps, then the newest rep of each
+                    // from the (gym_id, start_time) index: milliseconds, where a plain
+                    // max() reads every rep (no index leads with start_time).
+                    format!(
+                        "WITH RECURSIVE g AS (\
+                           SELECT min(gym_id) AS id FROM reps \
+                           UNION ALL \
+                           SELECT (SELECT min(r.gym_id) FROM reps r WHERE r.gym_id > g.id) \
+                           FROM g WHERE g.id IS NOT NULL) \
+                         SELECT max(x.m) FROM g CROSS JOIN LATERAL (\
+                           SELECT max(r.start_time) AS m FROM reps r \
+                           WHERE r.gym_id = g.id AND r.start_time >= $1 AND r.start_time < $2{s}) x \
+                         WHERE g.id IS NOT NULL"
+                    )
+                };
                 let q = sqlx::query_scalar(AssertSqlSafe(sql))
                     .bind(pg_time(from)?)
                     .bind(pg_time(to)?);
@@ -862,14 +881,16 @@ fn fact_sql(d: Dialect, scope: &Scope) -> String {
 /// are validated newtypes; the escaping holds for any text whatever
 /// `standard_conforming_strings` says).
 fn copy_fact_sql(scope: &Scope, from_us: i64, to_us: i64) -> Result<String, StoreError> {
-    // Exact for the whole clamped range (whole seconds are exact doubles; the µs rest is
-    // added as an interval).
+    // Literals (constants at plan time, so monthly partitions are pruned), exact to the
+    // µs. Times are clamped to `0..=MAX_TIME_US + 1`; the one value past year 9999 (the
+    // "unbounded" end) is `infinity`, which selects the same rows (none is stored later).
     let time = |us: i64| -> Result<String, StoreError> {
-        pg_time(us)?;
+        if us > MAX_TIME_US {
+            return Ok("'infinity'::timestamptz".to_owned());
+        }
         Ok(format!(
-            "(to_timestamp({}) + {} * INTERVAL '1 microsecond')",
-            us.div_euclid(1_000_000),
-            us.rem_euclid(1_000_000)
+            "'{}'::timestamptz",
+            pg_time(us)?.format("%Y-%m-%d %H:%M:%S%.6f+00")
         ))
     };
     let mut sql = format!(
@@ -1027,5 +1048,16 @@ mod tests {
             pg_text_literal("'; DROP TABLE reps; --"),
             "E'\\'; DROP TABLE reps; --'"
         );
+    }
+
+    #[test]
+    fn copy_sql_inlines_exact_time_literals_and_the_scope() {
+        let sql = copy_fact_sql(&Scope::all(), 1_500_000_000_123_456, MAX_TIME_US + 1).unwrap();
+        assert!(sql.contains("start_time >= '2017-07-14 02:40:00.123456+00'::timestamptz"));
+        assert!(sql.contains("start_time < 'infinity'::timestamptz"));
+        assert!(sql.ends_with(") TO STDOUT (FORMAT binary)"));
+        let last = copy_fact_sql(&Scope::all(), 0, MAX_TIME_US).unwrap();
+        assert!(last.contains("start_time >= '1970-01-01 00:00:00.000000+00'::timestamptz"));
+        assert!(last.contains("start_time < '9999-12-31 23:59:59.999999+00'::timestamptz"));
     }
 }

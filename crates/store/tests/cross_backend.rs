@@ -4,8 +4,9 @@
 
 mod common;
 
+use liftguard_model::AthleteId;
 use liftguard_store::testing::{PgTestDb, PgliteServer};
-use liftguard_store::{Backend, Store, StoreOptions};
+use liftguard_store::{Backend, MAX_TIME_US, Scope, Store, StoreOptions};
 
 #[tokio::test]
 async fn identical_results_across_backends() {
@@ -41,6 +42,56 @@ async fn identical_results_across_backends() {
 
     assert_eq!(s_pg, s_lite, "plain PostgreSQL differs from SQLite");
     assert_eq!(s_ts, s_lite, "TimescaleDB differs from SQLite");
+
+    // The newest rep start (the default "as of" of windowed analytics): every backend and
+    // every query shape (skip scan over gyms, per-athlete key) agrees with the data.
+    let all = &s_lite.all;
+    let mid = {
+        let mut starts: Vec<i64> = all.iter().map(|r| r.start_us).collect();
+        starts.sort_unstable();
+        starts[starts.len() / 2]
+    };
+    let a1 = AthleteId::parse("a-1000000000000001").unwrap();
+    let cases: Vec<(Scope, i64, i64)> = vec![
+        (Scope::all(), 0, MAX_TIME_US + 1),
+        (Scope::all(), 0, mid),
+        (Scope::all(), mid, MAX_TIME_US + 1),
+        (Scope::gym(common::gym("ref-gym")), 0, MAX_TIME_US + 1),
+        (Scope::gym(common::gym("ref-two")), 0, mid),
+        (
+            Scope::athlete(common::gym("ref-gym"), a1.clone()),
+            0,
+            MAX_TIME_US + 1,
+        ),
+        (Scope::athlete(common::gym("ref-gym"), a1.clone()), 0, mid),
+        (Scope::gym(common::gym("nobody")), 0, MAX_TIME_US + 1),
+    ];
+    for (scope, from, to) in &cases {
+        let want = all
+            .iter()
+            .filter(|r| r.start_us >= *from && r.start_us < *to)
+            .filter(|r| {
+                scope
+                    .gyms
+                    .as_ref()
+                    .is_none_or(|g| g.iter().any(|g| g.as_str() == r.gym_id))
+            })
+            .filter(|r| {
+                scope
+                    .athletes
+                    .as_ref()
+                    .is_none_or(|a| a.iter().any(|a| a.as_str() == r.athlete_id))
+            })
+            .map(|r| r.start_us)
+            .max();
+        for (name, store) in [("sqlite", &sqlite), ("postgres", &pg), ("timescale", &ts)] {
+            let got = store.newest_rep_start(scope, *from, *to).await.unwrap();
+            assert_eq!(
+                got, want,
+                "{name}: newest rep start of {scope:?} in [{from}, {to})"
+            );
+        }
+    }
 
     // Alerts (cursors, acknowledgements), risk, flare-up reports, webhooks and the outbox.
     let a_lite = common::alerts::load_alert_reference(&sqlite).await;

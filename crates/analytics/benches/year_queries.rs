@@ -27,7 +27,6 @@ use liftguard_proto::v1::Athlete;
 use liftguard_store::testing::synth::{self, GymSpec};
 use liftguard_store::testing::{PgTestDb, PgliteServer};
 use liftguard_store::{MAX_PAGE_LIMIT, MAX_TIME_US, Scope, ScopedRepQuery, Store, StoreOptions};
-use sqlx::AssertSqlSafe;
 
 const SECRET: &[u8] = b"bench-secret";
 
@@ -38,53 +37,19 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-async fn insert_athlete(store: &Store, id: &str, a: &Athlete) -> anyhow::Result<()> {
-    let cols = "athlete_id, gym_id, external_ref, display_name, height_m, mass_kg, \
-         capacity_deadlift_kg, capacity_squat_kg, capacity_swing_kg, birth_year, sex, \
-         training_age_years, sport";
-    macro_rules! bind_all {
-        ($q:expr) => {
-            $q.bind(id.to_owned())
-                .bind(a.gym_id.clone())
-                .bind(a.external_ref.clone())
-                .bind(a.display_name.clone())
-                .bind(a.height_m)
-                .bind(a.mass_kg)
-                .bind(a.capacity_deadlift_kg)
-                .bind(a.capacity_squat_kg)
-                .bind(a.capacity_swing_kg)
-                .bind(a.birth_year)
-                .bind(a.sex.clone())
-                .bind(a.training_age_years)
-                .bind(a.sport.clone())
-        };
-    }
-    if let Some(pool) = store.pg_pool() {
-        let sql = format!(
-            "INSERT INTO athletes ({cols}, created_at, updated_at) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), now())"
-        );
-        bind_all!(sqlx::query(AssertSqlSafe(sql)))
-            .execute(pool)
-            .await?;
-    } else if let Some(pool) = store.sqlite_pool() {
-        let sql = format!(
-            "INSERT INTO athletes ({cols}, created_us, updated_us) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0)"
-        );
-        bind_all!(sqlx::query(AssertSqlSafe(sql)))
-            .execute(pool)
-            .await?;
-    }
-    Ok(())
-}
-
 async fn load(store: &Store, spec: &GymSpec) -> anyhow::Result<(u64, Duration, String)> {
     store.create_gym(&spec.gym_id, "Synthetic gym").await?;
     let athletes = synth::athletes(spec);
     let ids: Vec<String> = athletes.iter().map(|a| a.athlete_id.clone()).collect();
     for (a, id) in athletes.iter().zip(&ids) {
-        insert_athlete(store, id, &a.profile).await?;
+        liftguard_store::testing::insert_athlete_with_id(
+            store,
+            &Athlete {
+                athlete_id: id.to_owned(),
+                ..a.profile.clone()
+            },
+        )
+        .await?;
     }
     let started = Instant::now();
     let mut n = 0u64;

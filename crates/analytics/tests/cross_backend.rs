@@ -12,65 +12,21 @@ use liftguard_analytics::population::{
 };
 use liftguard_analytics::testing::{Population, PopulationSpec, generate, trace_chunk};
 use liftguard_model::{AthleteId, GymId};
-use liftguard_proto::v1::{Athlete, RepRecord};
+use liftguard_proto::v1::RepRecord;
 use liftguard_store::testing::{PgTestDb, PgliteServer};
 use liftguard_store::{Backend, MAX_TIME_US, Scope, ScopedRepQuery, Store, StoreOptions};
 use polars::prelude::DataFrame;
-use sqlx::AssertSqlSafe;
 
 const SECRET: &[u8] = b"cross-backend-secret";
-
-/// Enrolls an athlete with its generated id (the Registry RPC would pick a random one,
-/// and ids must agree across backends for the comparison).
-async fn insert_athlete(store: &Store, a: &Athlete) {
-    let cols = "athlete_id, gym_id, external_ref, display_name, height_m, mass_kg, \
-         capacity_deadlift_kg, capacity_squat_kg, capacity_swing_kg, birth_year, sex, \
-         training_age_years, sport";
-    macro_rules! bind_all {
-        ($q:expr) => {
-            $q.bind(a.athlete_id.clone())
-                .bind(a.gym_id.clone())
-                .bind(a.external_ref.clone())
-                .bind(a.display_name.clone())
-                .bind(a.height_m)
-                .bind(a.mass_kg)
-                .bind(a.capacity_deadlift_kg)
-                .bind(a.capacity_squat_kg)
-                .bind(a.capacity_swing_kg)
-                .bind(a.birth_year)
-                .bind(a.sex.clone())
-                .bind(a.training_age_years)
-                .bind(a.sport.clone())
-        };
-    }
-    if let Some(pool) = store.pg_pool() {
-        let sql = format!(
-            "INSERT INTO athletes ({cols}, created_at, updated_at) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), now())"
-        );
-        bind_all!(sqlx::query(AssertSqlSafe(sql)))
-            .execute(pool)
-            .await
-            .unwrap();
-    } else {
-        let pool = store.sqlite_pool().unwrap();
-        let sql = format!(
-            "INSERT INTO athletes ({cols}, created_us, updated_us) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0)"
-        );
-        bind_all!(sqlx::query(AssertSqlSafe(sql)))
-            .execute(pool)
-            .await
-            .unwrap();
-    }
-}
 
 async fn load(store: &Store, pop: &Population) {
     for g in &pop.gyms {
         store.create_gym(g, g).await.unwrap();
     }
     for a in &pop.athletes {
-        insert_athlete(store, a).await;
+        liftguard_store::testing::insert_athlete_with_id(store, a)
+            .await
+            .unwrap();
     }
     for chunk in pop.reps.chunks(2_000) {
         store.upsert_reps(chunk).await.unwrap();

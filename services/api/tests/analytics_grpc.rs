@@ -19,7 +19,6 @@ use liftguard_proto::v1::{
     TrendingAthletesRequest, analytics_service_client::AnalyticsServiceClient,
 };
 use liftguard_store::{MAX_TIME_US, Scope, Store, StoreOptions, TokenSubject, pseudonym};
-use sqlx::AssertSqlSafe;
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -42,30 +41,6 @@ impl Drop for Harness {
     }
 }
 
-async fn insert_athlete(store: &Store, a: &liftguard_proto::v1::Athlete) {
-    let sql = "INSERT INTO athletes (athlete_id, gym_id, external_ref, display_name, height_m, \
-         mass_kg, capacity_deadlift_kg, capacity_squat_kg, capacity_swing_kg, birth_year, sex, \
-         training_age_years, sport, created_us, updated_us) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0)";
-    sqlx::query(AssertSqlSafe(sql))
-        .bind(a.athlete_id.clone())
-        .bind(a.gym_id.clone())
-        .bind(a.external_ref.clone())
-        .bind(a.display_name.clone())
-        .bind(a.height_m)
-        .bind(a.mass_kg)
-        .bind(a.capacity_deadlift_kg)
-        .bind(a.capacity_squat_kg)
-        .bind(a.capacity_swing_kg)
-        .bind(a.birth_year)
-        .bind(a.sex.clone())
-        .bind(a.training_age_years)
-        .bind(a.sport.clone())
-        .execute(store.sqlite_pool().unwrap())
-        .await
-        .unwrap();
-}
-
 impl Harness {
     async fn start(secret: Option<&str>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
@@ -83,7 +58,9 @@ impl Harness {
             store.create_gym(g, g).await.unwrap();
         }
         for a in &pop.athletes {
-            insert_athlete(&store, a).await;
+            liftguard_store::testing::insert_athlete_with_id(&store, a)
+                .await
+                .unwrap();
         }
         store.upsert_reps(&pop.reps).await.unwrap();
         let a = &pop.athletes[0];

@@ -20,17 +20,9 @@ use polars::prelude::DataFrame;
 const SECRET: &[u8] = b"cross-backend-secret";
 
 async fn load(store: &Store, pop: &Population) {
-    for g in &pop.gyms {
-        store.create_gym(g, g).await.unwrap();
-    }
-    for a in &pop.athletes {
-        liftguard_store::testing::insert_athlete_with_id(store, a)
-            .await
-            .unwrap();
-    }
-    for chunk in pop.reps.chunks(2_000) {
-        store.upsert_reps(chunk).await.unwrap();
-    }
+    liftguard_store::testing::seed_population(store, &pop.gyms, &pop.athletes, &pop.reps)
+        .await
+        .unwrap();
     let a = &pop.athletes[0];
     let first = pop
         .reps

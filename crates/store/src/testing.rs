@@ -23,6 +23,26 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 
+/// Writes a generated population: its gyms (id = slug = name), its athletes under their
+/// own ids ([`insert_athlete_with_id`]), and its reps in batches.
+pub async fn seed_population(
+    store: &crate::Store,
+    gyms: &[String],
+    athletes: &[liftguard_proto::v1::Athlete],
+    reps: &[liftguard_proto::v1::RepRecord],
+) -> Result<(), crate::StoreError> {
+    for g in gyms {
+        store.create_gym(g, g).await?;
+    }
+    for a in athletes {
+        insert_athlete_with_id(store, a).await?;
+    }
+    for chunk in reps.chunks(2_000) {
+        store.upsert_reps(chunk).await?;
+    }
+    Ok(())
+}
+
 /// Enrolls `a` under the id `a.athlete_id` as given (the Registry picks random ids; tests
 /// and benchmarks that compare backends need the same ids everywhere), on any backend.
 pub async fn insert_athlete_with_id(

@@ -54,15 +54,9 @@ impl Harness {
             weeks: 7,
             ..PopulationSpec::default()
         });
-        for g in &pop.gyms {
-            store.create_gym(g, g).await.unwrap();
-        }
-        for a in &pop.athletes {
-            liftguard_store::testing::insert_athlete_with_id(&store, a)
-                .await
-                .unwrap();
-        }
-        store.upsert_reps(&pop.reps).await.unwrap();
+        liftguard_store::testing::seed_population(&store, &pop.gyms, &pop.athletes, &pop.reps)
+            .await
+            .unwrap();
         let a = &pop.athletes[0];
         let first = pop
             .reps

@@ -48,15 +48,9 @@ impl Harness {
             weeks: 5,
             ..PopulationSpec::default()
         });
-        for g in &pop.gyms {
-            store.create_gym(g, g).await.unwrap();
-        }
-        for a in &pop.athletes {
-            liftguard_store::testing::insert_athlete_with_id(&store, a)
-                .await
-                .unwrap();
-        }
-        store.upsert_reps(&pop.reps).await.unwrap();
+        liftguard_store::testing::seed_population(&store, &pop.gyms, &pop.athletes, &pop.reps)
+            .await
+            .unwrap();
         // 60 s of lumbar trace for the first athlete of gym 0, from its first rep.
         let a = pop
             .athletes

@@ -18,15 +18,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use liftguard_analytics::history::{HistoryInput, athlete_history};
 use liftguard_analytics::population::{
-    Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions, load_monitoring,
-    load_window, population_trends, trending_athletes, trending_window,
+    Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions, TrendsInput,
+    load_monitoring, load_window, population_trends, trending_athletes, trending_window,
 };
 use liftguard_analytics::{ExportFormat, RepStreamWriter};
 use liftguard_model::{AthleteId, GymId};
 use liftguard_proto::v1::Athlete;
 use liftguard_store::testing::synth::{self, GymSpec};
 use liftguard_store::testing::{PgTestDb, PgliteServer};
-use liftguard_store::{MAX_PAGE_LIMIT, MAX_TIME_US, Scope, ScopedRepQuery, Store, StoreOptions};
+use liftguard_store::{
+    MAX_PAGE_LIMIT, MAX_TIME_US, RepFacts, Scope, ScopedRepQuery, ScoreBuckets, Store, StoreOptions,
+};
 
 const SECRET: &[u8] = b"bench-secret";
 
@@ -111,7 +113,19 @@ async fn population(
         }
         _ => (0, MAX_TIME_US + 1),
     };
-    let facts = store.rep_facts(scope, SECRET, from, to).await?;
+    // Trends read score buckets (as the api and the CLI do); the rest read rep facts.
+    let trends = matches!(what, Some("weekly" | "gym_exercise" | "cohort"));
+    let (facts, buckets) = if trends {
+        (
+            RepFacts::default(),
+            store.score_buckets(scope, SECRET, from, to).await?,
+        )
+    } else {
+        (
+            store.rep_facts(scope, SECRET, from, to).await?,
+            ScoreBuckets::default(),
+        )
+    };
     let athletes = store.scoped_athletes(scope, SECRET).await?;
     let risk = store.risk_facts(scope, SECRET, from, to).await?;
     let read = t0.elapsed();
@@ -122,14 +136,19 @@ async fn population(
             athletes: &athletes,
             risk: risk.as_ref(),
         };
+        let tinput = TrendsInput {
+            buckets: &buckets,
+            athletes: &athletes,
+            risk: risk.as_ref(),
+        };
         let t1 = Instant::now();
         let rows = match what.as_deref() {
             None => facts.len(),
-            Some("weekly") => population_trends(&input, &TrendOptions::default())?
+            Some("weekly") => population_trends(&tinput, &TrendOptions::default())?
                 .table
                 .height(),
             Some("gym_exercise") => population_trends(
-                &input,
+                &tinput,
                 &TrendOptions {
                     group_by: vec![Dimension::Gym, Dimension::Exercise],
                     ..TrendOptions::default()
@@ -138,7 +157,7 @@ async fn population(
             .table
             .height(),
             Some("cohort") => population_trends(
-                &input,
+                &tinput,
                 &TrendOptions {
                     group_by: vec![
                         Dimension::AgeBand,
@@ -260,6 +279,14 @@ async fn bench(name: &str, store: &Store, spec: &GymSpec, rounds: usize) -> anyh
         spec.weeks,
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64()
+    );
+    // What the sink's maintenance task does periodically.
+    let t = Instant::now();
+    let refreshed = store.refresh_rollups().await?;
+    println!(
+        "rollups refreshed in {:.1} s ({} athlete-days)",
+        t.elapsed().as_secs_f64(),
+        refreshed.athlete_days
     );
     println!(
         "{:<34} {:>8} {:>9} {:>9} {:>8}",

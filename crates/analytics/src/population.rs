@@ -1,26 +1,33 @@
-//! Population analytics over rep facts (`liftguard_store::RepFacts`), the athletes in
-//! scope and their daily risk: weekly trends by gym, cohort and exercise; athletes trending
-//! up; acute:chronic load.
+//! Population analytics: weekly trends by gym, cohort and exercise over score buckets
+//! (`liftguard_store::ScoreBuckets`: per athlete, gym, week and exercise, every rep's
+//! scores kept); athletes trending up and acute:chronic load over rep facts
+//! (`liftguard_store::RepFacts`) of their window; the athletes in scope and their daily risk.
 //!
 //! Invariants:
 //! - Inputs come already scoped and presented by the store (pseudonyms where the caller has
 //!   no identity grant); nothing here widens or narrows what the caller may see, except the
 //!   explicit [`CohortFilter`].
-//! - Deterministic: the same facts give bit-identical frames. Rows enter polars in the
+//! - Deterministic: the same inputs give bit-identical frames. Rows enter polars in the
 //!   store's canonical order, groups are keyed by small integer codes assigned in sorted
-//!   label order, every table is sorted by its keys; floats are summed in row order.
+//!   label order, every table is sorted by its keys; float sums are taken in row order
+//!   ([`crate::sums`]), damage in trends is an exact integer sum of billionths.
+//! - Trends are a function of the reps, not of how they were bucketed: counts and damage
+//!   add across buckets exactly, and a group's quantiles are computed over all the values
+//!   of its buckets (exact, not merged sketches).
 //! - Weeks are ISO weeks (Monday 00:00 UTC); the age band is the age reached in the week's
 //!   ISO year ([`crate::time::age_band`]); the training-age band is fixed at enrollment.
 //! - Counts and rates are exact (integers; `events * 100 / reps` in f64, null without
 //!   reps); quantiles interpolate linearly between closest ranks; nothing is NaN.
 //! - Risk (daily probability) is never broken down by exercise; without a risk table the
 //!   risk columns are null and `risk_available` is false.
-//! - Memory is bounded by the input: one frame row per rep and per risk day.
+//! - Memory is bounded by the input: a frame row per bucket (trends), per rep (trending,
+//!   load) and per risk day, and one value row per rep's score in trends.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use liftguard_proto::v1::Athlete;
-use liftguard_store::{RepFacts, RiskFacts};
+use liftguard_store::rollups::DAMAGE_SCALE;
+use liftguard_store::{RepFacts, RiskFacts, ScoreBuckets};
 use polars::prelude::*;
 
 use crate::render::u64s;
@@ -136,6 +143,18 @@ pub struct PopulationInput<'a> {
     pub risk: Option<&'a RiskFacts>,
 }
 
+/// The rows population trends read, as the store returned them for one scope: score
+/// buckets (per athlete, gym, week and exercise, every rep's scores kept) instead of rep
+/// facts, so a year reads a row per bucket, not per rep.
+#[derive(Debug, Clone, Copy)]
+pub struct TrendsInput<'a> {
+    pub buckets: &'a ScoreBuckets,
+    /// As in [`PopulationInput::athletes`].
+    pub athletes: &'a [Athlete],
+    /// `None` when the deployment stores no risk yet.
+    pub risk: Option<&'a RiskFacts>,
+}
+
 /// Knobs of [`population_trends`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrendOptions {
@@ -153,7 +172,8 @@ pub struct TrendOptions {
 /// damage_per_athlete_median, damage_per_athlete_p90 [f64], risk_athlete_days [u32],
 /// risk_median, risk_p90, risk_max [f64]`; sorted by week, then the dimensions in
 /// [`Dimension::ALL`] order (gyms, sexes, sports alphabetically; bands and exercises in
-/// their natural order). One row per (week, group) with at least one rep.
+/// their natural order). One row per (week, group) with at least one rep. Damage sums
+/// add each rep's damage rounded to 1e-9 (the rollups' fixed point), exactly.
 #[derive(Debug, Clone)]
 pub struct Trends {
     pub table: DataFrame,
@@ -305,7 +325,6 @@ struct Exercises {
 
 struct Prepared {
     universe: Universe,
-    exercises: Exercises,
     /// a, week, start_us, k_gym, k_age, k_sex, k_tage, k_sport, k_ex, event, load,
     /// fatigue, stability, damage.
     reps: DataFrame,
@@ -321,41 +340,45 @@ where
     Series::new(name.into(), values).into_column()
 }
 
-fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepared, AnalyticsError> {
-    filter.validate()?;
-    let facts = input.reps;
-    let n = facts.len();
-    for (name, len) in [
-        ("athlete", facts.athlete.len()),
-        ("gym", facts.gym.len()),
-        ("end_us", facts.end_us.len()),
-        ("exercise", facts.exercise.len()),
-        ("extensor_event", facts.extensor_event.len()),
-        ("load_kg", facts.load_kg.len()),
-        (
-            "peak_lumbar_flexion_deg",
-            facts.peak_lumbar_flexion_deg.len(),
-        ),
-        ("fatigue_score", facts.fatigue_score.len()),
-        ("stability_deficit", facts.stability_deficit.len()),
-        ("damage", facts.damage.len()),
-    ] {
-        if len != n {
-            return Err(AnalyticsError::InvalidOptions(format!(
-                "rep facts column {name} has {len} values, start_us has {n}"
-            )));
-        }
-    }
-    if let Some(r) = input.risk {
-        let m = r.athlete_id.len();
-        if r.gym_id.len() != m || r.day_us.len() != m || r.probability.len() != m {
-            return Err(AnalyticsError::InvalidOptions(
-                "risk facts columns differ in length".into(),
-            ));
-        }
-    }
+/// The athlete and gym ids the rows mention; `first_gym[i]` is the gym (a `gyms` index)
+/// of the first row naming `athletes[i]`.
+struct Seen<'a> {
+    athletes: &'a [String],
+    gyms: &'a [String],
+    first_gym: Vec<Option<u32>>,
+}
 
-    // --- the athlete universe ---
+impl<'a> Seen<'a> {
+    fn new(
+        athletes: &'a [String],
+        gyms: &'a [String],
+        athlete: &[u32],
+        gym: &[u32],
+    ) -> Result<Seen<'a>, AnalyticsError> {
+        let mut first_gym: Vec<Option<u32>> = vec![None; athletes.len()];
+        for (a, g) in athlete.iter().zip(gym) {
+            let slot = first_gym.get_mut(*a as usize).ok_or_else(|| {
+                AnalyticsError::InvalidOptions(format!("athlete code {a} out of range"))
+            })?;
+            if slot.is_none() {
+                *slot = Some(*g);
+            }
+        }
+        Ok(Seen {
+            athletes,
+            gyms,
+            first_gym,
+        })
+    }
+}
+
+/// Every athlete the inputs mention, with the athlete-level part of `filter` applied.
+fn universe(
+    seen: &Seen<'_>,
+    athletes: &[Athlete],
+    risk: Option<&RiskFacts>,
+    filter: &CohortFilter,
+) -> Universe {
     struct Info<'a> {
         gym: &'a str,
         birth_year: i32,
@@ -364,7 +387,7 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
         sport: String,
     }
     let mut infos: BTreeMap<&str, Info<'_>> = BTreeMap::new();
-    for a in input.athletes {
+    for a in athletes {
         infos.entry(a.athlete_id.as_str()).or_insert(Info {
             gym: a.gym_id.as_str(),
             birth_year: a.birth_year,
@@ -380,25 +403,20 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
         tage: 0,
         sport: "unknown".into(),
     };
-    // Athletes seen only in reps (or risk): their gym from the first row naming them.
-    let mut first_gym: Vec<Option<u32>> = vec![None; facts.athletes.len()];
-    for (a, g) in facts.athlete.iter().zip(&facts.gym) {
-        let slot = first_gym.get_mut(*a as usize).ok_or_else(|| {
-            AnalyticsError::InvalidOptions(format!("rep facts athlete code {a} out of range"))
-        })?;
-        if slot.is_none() {
-            *slot = Some(*g);
-        }
-    }
-    for (i, id) in facts.athletes.iter().enumerate() {
+    // Athletes seen only in the rows (or risk): their gym from the first row naming them.
+    for (i, id) in seen.athletes.iter().enumerate() {
         if !infos.contains_key(id.as_str()) {
-            let gym = first_gym[i]
-                .and_then(|g| facts.gyms.get(g as usize))
+            let gym = seen
+                .first_gym
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|g| seen.gyms.get(g as usize))
                 .map_or("", String::as_str);
             infos.insert(id.as_str(), unknown(gym));
         }
     }
-    if let Some(r) = input.risk {
+    if let Some(r) = risk {
         for (id, gym) in r.athlete_id.iter().zip(&r.gym_id) {
             infos
                 .entry(id.as_str())
@@ -406,8 +424,8 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
         }
     }
     let mut gym_set: BTreeSet<String> = infos.values().map(|i| i.gym.to_owned()).collect();
-    gym_set.extend(facts.gyms.iter().cloned());
-    if let Some(r) = input.risk {
+    gym_set.extend(seen.gyms.iter().cloned());
+    if let Some(r) = risk {
         gym_set.extend(r.gym_id.iter().cloned());
     }
     let gyms = Dict::from_set(gym_set);
@@ -448,15 +466,11 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
     u.gyms = gyms;
     u.sexes = sexes;
     u.sports = sports;
-    let code_of_id: HashMap<&str, u32> = u
-        .ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| (id.as_str(), i as u32))
-        .collect();
+    u
+}
 
-    // --- exercises, in wire order ---
-    let present: BTreeSet<i32> = facts.exercise.iter().copied().collect();
+/// The exercises present, in wire order (rank), coded by position.
+fn exercises_of(present: BTreeSet<i32>) -> Exercises {
     let mut keyed: Vec<((u32, String), i32)> = present
         .into_iter()
         .map(|c| {
@@ -465,44 +479,175 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
         })
         .collect();
     keyed.sort();
-    let exercises = Exercises {
+    Exercises {
         labels: keyed.iter().map(|((_, l), _)| l.clone()).collect(),
         code_of: keyed
             .iter()
             .enumerate()
             .map(|(i, (_, c))| (*c, i as u32))
             .collect(),
+    }
+}
+
+/// Per-row coding shared by the preparers: universe codes of the rows' athletes and gyms,
+/// the filter's row-level conditions (exercise, age band) and the ISO year of a week.
+struct Coder<'a> {
+    u: &'a Universe,
+    to_u: Vec<u32>,
+    gym_to_u: Vec<u32>,
+    want_ex: BTreeSet<i32>,
+    want_age: BTreeSet<&'a str>,
+    years: HashMap<i64, i32>,
+}
+
+impl<'a> Coder<'a> {
+    fn new(u: &'a Universe, seen: &Seen<'_>, filter: &'a CohortFilter) -> Coder<'a> {
+        let code_of_id: HashMap<&str, u32> = u
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i as u32))
+            .collect();
+        Coder {
+            u,
+            to_u: seen
+                .athletes
+                .iter()
+                .map(|id| code_of_id.get(id.as_str()).copied().unwrap_or(0))
+                .collect(),
+            gym_to_u: seen.gyms.iter().map(|g| u.gyms.code(g)).collect(),
+            want_ex: filter.exercises.iter().copied().collect(),
+            want_age: filter.age_bands.iter().map(String::as_str).collect(),
+            years: HashMap::new(),
+        }
+    }
+
+    /// The universe code of the rows' athlete `a` and its age band in `week`, or `None`
+    /// when the filter drops the row (athlete level, exercise `ex`, age band).
+    fn keep(&mut self, a: u32, week: i64, ex: Option<i32>) -> Option<(u32, usize)> {
+        let code = self.to_u.get(a as usize).copied().unwrap_or(0);
+        let ci = code as usize;
+        if !self.u.selected[ci] {
+            return None;
+        }
+        if let Some(e) = ex {
+            if !self.want_ex.is_empty() && !self.want_ex.contains(&e) {
+                return None;
+            }
+        }
+        let year = *self.years.entry(week).or_insert_with(|| iso_week(week).0);
+        let age = age_band(self.u.birth_year[ci], year);
+        if !self.want_age.is_empty() && !self.want_age.contains(AGE_BANDS[age]) {
+            return None;
+        }
+        Some((code, age))
+    }
+
+    fn gym(&self, g: u32) -> u32 {
+        self.gym_to_u.get(g as usize).copied().unwrap_or(0)
+    }
+}
+
+fn check_risk(risk: Option<&RiskFacts>) -> Result<(), AnalyticsError> {
+    if let Some(r) = risk {
+        let m = r.athlete_id.len();
+        if r.gym_id.len() != m || r.day_us.len() != m || r.probability.len() != m {
+            return Err(AnalyticsError::InvalidOptions(
+                "risk facts columns differ in length".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The risk rows of the universe's selected athletes (not filtered by exercise).
+fn risk_frame(
+    risk: Option<&RiskFacts>,
+    u: &Universe,
+    filter: &CohortFilter,
+) -> Result<Option<DataFrame>, AnalyticsError> {
+    let Some(r) = risk else {
+        return Ok(None);
     };
-    let want_ex: BTreeSet<i32> = filter.exercises.iter().copied().collect();
-    let want_age: BTreeSet<&str> = filter.age_bands.iter().map(String::as_str).collect();
-
-    // --- rep rows ---
-    let fact_to_u: Vec<u32> = facts
-        .athletes
+    let code_of_id: HashMap<&str, u32> = u
+        .ids
         .iter()
-        .map(|id| code_of_id.get(id.as_str()).copied().unwrap_or(0))
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i as u32))
         .collect();
-    let gym_to_u: Vec<u32> = facts.gyms.iter().map(|g| u.gyms.code(g)).collect();
-    let mut year_cache: HashMap<i64, i32> = HashMap::new();
-    let mut iso_year = |week: i64| *year_cache.entry(week).or_insert_with(|| iso_week(week).0);
-
-    let mut c = RepCols::with_capacity(n);
-    for i in 0..n {
-        let a = fact_to_u[facts.athlete[i] as usize];
+    let want_age: BTreeSet<&str> = filter.age_bands.iter().map(String::as_str).collect();
+    let mut years: HashMap<i64, i32> = HashMap::new();
+    let m = r.athlete_id.len();
+    let mut cols = RiskCols::with_capacity(m);
+    for i in 0..m {
+        let Some(&a) = code_of_id.get(r.athlete_id[i].as_str()) else {
+            continue;
+        };
         let ai = a as usize;
-        if !u.selected[ai] || !(want_ex.is_empty() || want_ex.contains(&facts.exercise[i])) {
+        if !u.selected[ai] || !r.probability[i].is_finite() {
             continue;
         }
-        let week = week_start_us(facts.start_us[i]);
-        let age = age_band(u.birth_year[ai], iso_year(week));
+        let day = day_start_us(r.day_us[i]);
+        let week = week_start_us(day);
+        let year = *years.entry(week).or_insert_with(|| iso_week(week).0);
+        let age = age_band(u.birth_year[ai], year);
         if !want_age.is_empty() && !want_age.contains(AGE_BANDS[age]) {
             continue;
         }
+        cols.a.push(a);
+        cols.week.push(week);
+        cols.day.push(day);
+        cols.gym.push(u.gyms.code(&r.gym_id[i]));
+        cols.age.push(age as u32);
+        cols.sex.push(u.sex[ai]);
+        cols.tage.push(u.tage[ai]);
+        cols.sport.push(u.sport[ai]);
+        cols.p.push(r.probability[i]);
+    }
+    Ok(Some(cols.frame()?))
+}
+
+fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepared, AnalyticsError> {
+    filter.validate()?;
+    let facts = input.reps;
+    let n = facts.len();
+    for (name, len) in [
+        ("athlete", facts.athlete.len()),
+        ("gym", facts.gym.len()),
+        ("end_us", facts.end_us.len()),
+        ("exercise", facts.exercise.len()),
+        ("extensor_event", facts.extensor_event.len()),
+        ("load_kg", facts.load_kg.len()),
+        (
+            "peak_lumbar_flexion_deg",
+            facts.peak_lumbar_flexion_deg.len(),
+        ),
+        ("fatigue_score", facts.fatigue_score.len()),
+        ("stability_deficit", facts.stability_deficit.len()),
+        ("damage", facts.damage.len()),
+    ] {
+        if len != n {
+            return Err(AnalyticsError::InvalidOptions(format!(
+                "rep facts column {name} has {len} values, start_us has {n}"
+            )));
+        }
+    }
+    check_risk(input.risk)?;
+    let seen = Seen::new(&facts.athletes, &facts.gyms, &facts.athlete, &facts.gym)?;
+    let u = universe(&seen, input.athletes, input.risk, filter);
+    let exercises = exercises_of(facts.exercise.iter().copied().collect());
+    let mut coder = Coder::new(&u, &seen, filter);
+    let mut c = RepCols::with_capacity(n);
+    for i in 0..n {
+        let week = week_start_us(facts.start_us[i]);
+        let Some((a, age)) = coder.keep(facts.athlete[i], week, Some(facts.exercise[i])) else {
+            continue;
+        };
+        let ai = a as usize;
         c.a.push(a);
         c.week.push(week);
         c.start.push(facts.start_us[i]);
-        c.gym
-            .push(gym_to_u.get(facts.gym[i] as usize).copied().unwrap_or(0));
+        c.gym.push(coder.gym(facts.gym[i]));
         c.age.push(age as u32);
         c.sex.push(u.sex[ai]);
         c.tage.push(u.tage[ai]);
@@ -521,43 +666,9 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
         c.damage.push(facts.damage[i]);
     }
     let reps = c.frame()?;
-
-    // --- risk rows (not filtered by exercise) ---
-    let risk = match input.risk {
-        None => None,
-        Some(r) => {
-            let m = r.athlete_id.len();
-            let mut cols = RiskCols::with_capacity(m);
-            for i in 0..m {
-                let Some(&a) = code_of_id.get(r.athlete_id[i].as_str()) else {
-                    continue;
-                };
-                let ai = a as usize;
-                if !u.selected[ai] || !r.probability[i].is_finite() {
-                    continue;
-                }
-                let day = day_start_us(r.day_us[i]);
-                let week = week_start_us(day);
-                let age = age_band(u.birth_year[ai], iso_year(week));
-                if !want_age.is_empty() && !want_age.contains(AGE_BANDS[age]) {
-                    continue;
-                }
-                cols.a.push(a);
-                cols.week.push(week);
-                cols.day.push(day);
-                cols.gym.push(u.gyms.code(&r.gym_id[i]));
-                cols.age.push(age as u32);
-                cols.sex.push(u.sex[ai]);
-                cols.tage.push(u.tage[ai]);
-                cols.sport.push(u.sport[ai]);
-                cols.p.push(r.probability[i]);
-            }
-            Some(cols.frame()?)
-        }
-    };
+    let risk = risk_frame(input.risk, &u, filter)?;
     Ok(Prepared {
         universe: u,
-        exercises,
         reps,
         risk,
     })
@@ -753,12 +864,212 @@ fn labels_of(u: &Universe, ex: &Exercises, d: Dimension) -> Vec<String> {
     }
 }
 
+/// The buckets population trends read, one frame row per kept `(athlete, gym, week,
+/// exercise)` bucket, and their values.
+struct PreparedBuckets {
+    universe: Universe,
+    exercises: Exercises,
+    /// a, week, k_gym, k_age, k_sex, k_tage, k_sport, k_ex, reps, events, damage_n.
+    buckets: DataFrame,
+    /// For each frame row, the bucket's index in the input (its values).
+    source: Vec<usize>,
+    risk: Option<DataFrame>,
+}
+
+fn prepare_buckets(
+    input: &TrendsInput<'_>,
+    filter: &CohortFilter,
+) -> Result<PreparedBuckets, AnalyticsError> {
+    filter.validate()?;
+    let b = input.buckets;
+    let n = b.len();
+    for (name, len) in [
+        ("athlete", b.athlete.len()),
+        ("gym", b.gym.len()),
+        ("exercise", b.exercise.len()),
+        ("reps", b.reps.len()),
+        ("events", b.events.len()),
+        ("damage_sum_nano", b.damage_sum_nano.len()),
+    ] {
+        if len != n {
+            return Err(AnalyticsError::InvalidOptions(format!(
+                "score buckets column {name} has {len} values, week_us has {n}"
+            )));
+        }
+    }
+    let values = b.fatigue.len();
+    if b.offsets.len() != n + 1
+        || b.stability.len() != values
+        || b.offsets.first() != Some(&0)
+        || b.offsets.last().map(|v| *v as usize) != Some(values)
+        || b.offsets.windows(2).any(|w| w[0] > w[1])
+    {
+        return Err(AnalyticsError::InvalidOptions(
+            "score buckets offsets do not index the values".into(),
+        ));
+    }
+    check_risk(input.risk)?;
+    let seen = Seen::new(&b.athletes, &b.gyms, &b.athlete, &b.gym)?;
+    let u = universe(&seen, input.athletes, input.risk, filter);
+    let exercises = exercises_of(b.exercise.iter().copied().collect());
+    let mut coder = Coder::new(&u, &seen, filter);
+    let mut c = BucketCols::default();
+    let mut source = Vec::with_capacity(n);
+    for i in 0..n {
+        let week = b.week_us[i];
+        let Some((a, age)) = coder.keep(b.athlete[i], week, Some(b.exercise[i])) else {
+            continue;
+        };
+        let ai = a as usize;
+        source.push(i);
+        c.a.push(a);
+        c.week.push(week);
+        c.gym.push(coder.gym(b.gym[i]));
+        c.age.push(age as u32);
+        c.sex.push(u.sex[ai]);
+        c.tage.push(u.tage[ai]);
+        c.sport.push(u.sport[ai]);
+        c.ex.push(exercises.code_of.get(&b.exercise[i]).copied().unwrap_or(0));
+        c.reps.push(b.reps[i]);
+        c.events.push(b.events[i]);
+        c.damage_n.push(b.damage_sum_nano[i]);
+    }
+    let buckets = c.frame()?;
+    let risk = risk_frame(input.risk, &u, filter)?;
+    Ok(PreparedBuckets {
+        universe: u,
+        exercises,
+        buckets,
+        source,
+        risk,
+    })
+}
+
+#[derive(Default)]
+struct BucketCols {
+    a: Vec<u32>,
+    week: Vec<i64>,
+    gym: Vec<u32>,
+    age: Vec<u32>,
+    sex: Vec<u32>,
+    tage: Vec<u32>,
+    sport: Vec<u32>,
+    ex: Vec<u32>,
+    reps: Vec<u32>,
+    events: Vec<u32>,
+    damage_n: Vec<i64>,
+}
+
+impl BucketCols {
+    fn frame(self) -> Result<DataFrame, AnalyticsError> {
+        let n = self.a.len();
+        DataFrame::new(
+            n,
+            vec![
+                series("a", self.a),
+                series("week", self.week),
+                series("k_gym", self.gym),
+                series("k_age", self.age),
+                series("k_sex", self.sex),
+                series("k_tage", self.tage),
+                series("k_sport", self.sport),
+                series("k_ex", self.ex),
+                series("reps", self.reps),
+                series("events", self.events),
+                series("damage_n", self.damage_n),
+            ],
+        )
+        .ctx("building the population bucket frame")
+    }
+}
+
+/// The fatigue and stability distributions per group: the groups' keys (`week` and the
+/// dimension codes) with their quantiles. Every value of a group's buckets enters once,
+/// so the quantiles are those of the group's reps, exactly.
+fn distributions(
+    p: &PreparedBuckets,
+    input: &ScoreBuckets,
+    key_names: &[String],
+) -> Result<DataFrame, AnalyticsError> {
+    let cols: Vec<Vec<i64>> = key_names
+        .iter()
+        .map(|k| {
+            crate::render::i64s(&p.buckets, k)
+                .map(|v| v.into_iter().map(|x| x.unwrap_or(i64::MIN)).collect())
+        })
+        .collect::<Result<_, _>>()?;
+    // Group ids in first-seen order; the keys of each group.
+    let mut gid_of: HashMap<Vec<i64>, u32> = HashMap::new();
+    let mut group_keys: Vec<Vec<i64>> = vec![Vec::new(); key_names.len()];
+    let values: usize = p.source.iter().map(|i| input.values(*i).len()).sum();
+    let mut gid = Vec::with_capacity(values);
+    let mut fatigue = Vec::with_capacity(values);
+    let mut stability = Vec::with_capacity(values);
+    for (row, src) in p.source.iter().enumerate() {
+        let key: Vec<i64> = cols.iter().map(|c| c[row]).collect();
+        let next = gid_of.len() as u32;
+        let g = *gid_of.entry(key).or_insert_with_key(|k| {
+            for (dst, v) in group_keys.iter_mut().zip(k) {
+                dst.push(*v);
+            }
+            next
+        });
+        let r = input.values(*src);
+        gid.extend(std::iter::repeat_n(g, r.len()));
+        fatigue.extend(input.fatigue[r.clone()].iter().map(|v| f64::from(*v)));
+        stability.extend(input.stability[r].iter().map(|v| f64::from(*v)));
+    }
+    let values = DataFrame::new(
+        gid.len(),
+        vec![
+            series("gid", gid),
+            series("fatigue", fatigue),
+            series("stability", stability),
+        ],
+    )
+    .ctx("building the score values frame")?;
+    let mut key_cols = vec![series("gid", (0..gid_of.len() as u32).collect::<Vec<_>>())];
+    for (name, v) in key_names.iter().zip(group_keys) {
+        let c = series(name, v);
+        // Keys keep their dtype (week i64, codes u32) so the joins match.
+        let dtype = p
+            .buckets
+            .column(name)
+            .ctx("reading a key column")?
+            .dtype()
+            .clone();
+        key_cols.push(c.cast(&dtype).ctx("casting a key column")?);
+    }
+    let keys = DataFrame::new(gid_of.len(), key_cols).ctx("building the group keys")?;
+    let mut aggs: Vec<Expr> = Vec::new();
+    aggs.extend(distribution("fatigue", "fatigue"));
+    aggs.extend(distribution("stability", "stability"));
+    let q = values.lazy().group_by([col("gid")]).agg(aggs);
+    let mut args = JoinArgs::new(JoinType::Left);
+    args.maintain_order = MaintainOrderJoin::Left;
+    keys.lazy()
+        .join(q, [col("gid")], [col("gid")], args)
+        .collect()
+        .ctx("score distributions")?
+        .drop("gid")
+        .ctx("score distributions")
+}
+
+/// An `i64` column of billionths as `f64` units, divided here (exactly `n / 1e9`, as
+/// `RepTotals` derives it; polars may multiply by the reciprocal instead).
+fn nano_to_f64(df: &DataFrame, name: &str) -> Result<Vec<f64>, AnalyticsError> {
+    Ok(crate::render::i64s(df, name)?
+        .into_iter()
+        .map(|v| v.unwrap_or(0) as f64 / DAMAGE_SCALE)
+        .collect())
+}
+
 /// Weekly figures of the population, by the requested dimensions.
 pub fn population_trends(
-    input: &PopulationInput<'_>,
+    input: &TrendsInput<'_>,
     opts: &TrendOptions,
 ) -> Result<Trends, AnalyticsError> {
-    let p = prepare(input, &opts.filter)?;
+    let p = prepare_buckets(input, &opts.filter)?;
     let dims: Vec<Dimension> = opts
         .group_by
         .iter()
@@ -771,27 +1082,37 @@ pub fn population_trends(
     let key_names: Vec<String> = std::iter::once("week".to_owned())
         .chain(dims.iter().map(|d| d.key().to_owned()))
         .collect();
+    let mut with_athlete = keys.clone();
+    with_athlete.push(col("a"));
 
-    let mut aggs = vec![
+    // Counts and damage: exact integer sums of the buckets.
+    let stats = p.buckets.clone().lazy().group_by(keys.clone()).agg([
         u32c(col("a").n_unique(), "athletes"),
-        u32c(len(), "reps"),
-        u32c(col("event").sum(), "extensor_events"),
-    ];
-    aggs.extend(distribution("fatigue", "fatigue"));
-    aggs.extend(distribution("stability", "stability"));
-    let stats = p.reps.clone().lazy().group_by(keys.clone()).agg(aggs);
-    let key_strs: Vec<&str> = key_names.iter().map(String::as_str).collect();
-    let mut with_athlete = key_strs.clone();
-    with_athlete.push("a");
-    // Float sums in row order (see `sums`): per athlete, then the group's total as the sum
-    // of its athletes' sums in athlete order.
-    let per_athlete = sum_by(&p.reps, &with_athlete, &[("damage", "d")])?;
-    let totals = sum_by(&per_athlete, &key_strs, &[("d", "damage_total")])?;
+        u32c(col("reps").cast(DataType::UInt64).sum(), "reps"),
+        u32c(
+            col("events").cast(DataType::UInt64).sum(),
+            "extensor_events",
+        ),
+        col("damage_n").sum().alias("damage_n"),
+    ]);
+    let mut per_athlete = p
+        .buckets
+        .clone()
+        .lazy()
+        .group_by(with_athlete)
+        .agg([col("damage_n").sum()])
+        .collect()
+        .ctx("damage per athlete")?;
+    let d = nano_to_f64(&per_athlete, "damage_n")?;
+    per_athlete
+        .with_column(series("d", d))
+        .ctx("damage per athlete")?;
     let spread = per_athlete.lazy().group_by(keys.clone()).agg([
         col("d").median().alias("damage_per_athlete_median"),
         q(col("d"), 0.9).alias("damage_per_athlete_p90"),
     ]);
-    let mut lf = left_join(stats, totals.lazy(), &keys);
+    let dist = distributions(&p, input.buckets, &key_names)?;
+    let mut lf = left_join(stats, dist.lazy(), &keys);
     lf = left_join(lf, spread, &keys);
     let risk_joined = match &p.risk {
         Some(r) if !dims.contains(&Dimension::Exercise) => {
@@ -810,6 +1131,9 @@ pub fn population_trends(
         .sort(key_names, SortMultipleOptions::default())
         .collect()
         .ctx("population trends")?;
+    let total = nano_to_f64(&df, "damage_n")?;
+    df.with_column(series("damage_total", total))
+        .ctx("damage totals")?;
     decode_weeks(&mut df)?;
     for d in &dims {
         decode(

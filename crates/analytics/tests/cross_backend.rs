@@ -7,14 +7,16 @@
 
 use liftguard_analytics::history::{HistoryInput, athlete_history};
 use liftguard_analytics::population::{
-    Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions, load_monitoring,
-    population_trends, rep_facts_from, trending_athletes,
+    Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions, TrendsInput,
+    load_monitoring, population_trends, rep_facts_from, trending_athletes,
 };
 use liftguard_analytics::testing::{Population, PopulationSpec, generate, trace_chunk};
 use liftguard_model::{AthleteId, GymId};
 use liftguard_proto::v1::RepRecord;
 use liftguard_store::testing::{PgTestDb, PgliteServer};
-use liftguard_store::{Backend, MAX_TIME_US, Scope, ScopedRepQuery, Store, StoreOptions};
+use liftguard_store::{
+    Backend, MAX_TIME_US, Scope, ScopedRepQuery, ScoreBuckets, Store, StoreOptions,
+};
 use polars::prelude::DataFrame;
 
 const SECRET: &[u8] = b"cross-backend-secret";
@@ -63,6 +65,36 @@ async fn outputs(store: &Store, scope: &Scope, pop: &Population) -> Outputs {
         athletes: &athletes,
         risk: risk.as_ref(),
     };
+    // Trends read score buckets: current before any rollup refresh (raw reps, pending
+    // marks, real-time aggregates) and after one (the rollup), and always the buckets of
+    // exactly the reps in range, also for a range with partial weeks at both ends.
+    let live = store
+        .score_buckets(scope, SECRET, 0, MAX_TIME_US + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        live,
+        ScoreBuckets::from_facts(&facts),
+        "buckets before refresh"
+    );
+    store.refresh_rollups().await.unwrap();
+    let buckets = store
+        .score_buckets(scope, SECRET, 0, MAX_TIME_US + 1)
+        .await
+        .unwrap();
+    assert_eq!(buckets, live, "buckets after refresh");
+    if let (Some(first), Some(last)) = (facts.start_us.iter().min(), facts.last_start_us()) {
+        let (from, to) = (first + 3 * 86_400_000_000 + 5, last - 4 * 86_400_000_000);
+        let part = store.score_buckets(scope, SECRET, from, to).await.unwrap();
+        let part_facts = store.rep_facts(scope, SECRET, from, to).await.unwrap();
+        assert!(!part.is_empty());
+        assert_eq!(part, ScoreBuckets::from_facts(&part_facts), "partial weeks");
+    }
+    let trends_input = TrendsInput {
+        buckets: &buckets,
+        athletes: &athletes,
+        risk: risk.as_ref(),
+    };
     let mut tables = Vec::new();
     for (name, dims) in [
         ("weekly", vec![]),
@@ -78,7 +110,7 @@ async fn outputs(store: &Store, scope: &Scope, pop: &Population) -> Outputs {
         ),
     ] {
         let t = population_trends(
-            &input,
+            &trends_input,
             &TrendOptions {
                 group_by: dims,
                 ..TrendOptions::default()

@@ -8,16 +8,34 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use liftguard_analytics::history::{HistoryInput, athlete_history};
 use liftguard_analytics::population::{
-    CohortFilter, Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions,
-    load_monitoring, population_trends, rep_facts_from, trending_athletes,
+    CohortFilter, Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions, Trends,
+    TrendsInput, load_monitoring, rep_facts_from, trending_athletes,
 };
 use liftguard_analytics::testing::{Population, PopulationSpec, generate};
 use liftguard_analytics::time::{
     AGE_BANDS, DAY_US, WEEK_US, age_band, day_start_us, iso_week, week_start_us,
 };
 use liftguard_proto::v1::RepRecord;
-use liftguard_store::RiskFacts;
+use liftguard_store::rollups::{DAMAGE_SCALE, fixed};
+use liftguard_store::{RiskFacts, ScoreBuckets};
 use polars::prelude::*;
+
+/// Population trends over the buckets of `input`'s reps (what the store's score buckets
+/// hold for them; `liftguard-store`'s tests check that on every backend).
+fn population_trends(
+    input: &PopulationInput<'_>,
+    opts: &TrendOptions,
+) -> Result<Trends, liftguard_analytics::AnalyticsError> {
+    let buckets = ScoreBuckets::from_facts(input.reps);
+    liftguard_analytics::population::population_trends(
+        &TrendsInput {
+            buckets: &buckets,
+            athletes: input.athletes,
+            risk: input.risk,
+        },
+        opts,
+    )
+}
 
 fn population() -> Population {
     generate(&PopulationSpec::default())
@@ -211,14 +229,17 @@ fn distributions_by_gym_and_exercise_match_a_direct_computation() {
         assert_eq!(got[4][i], Some(quantile(&stab, 0.5)));
         assert_eq!(got[5][i], Some(quantile(&stab, 0.9)));
         assert_eq!(got[6][i], Some(quantile(&fat, 0.75) - quantile(&fat, 0.25)));
-        let mut per_athlete: BTreeMap<&str, f64> = BTreeMap::new();
+        // Damage sums are exact in billionths (fixed point), per athlete and in total.
+        let mut per_athlete: BTreeMap<&str, i64> = BTreeMap::new();
         for r in rs {
-            *per_athlete.entry(r.athlete_id.as_str()).or_default() += r.damage;
+            *per_athlete.entry(r.athlete_id.as_str()).or_default() += fixed(r.damage, DAMAGE_SCALE);
         }
-        // Sums in row order: per athlete, then over athletes in id order — exactly.
-        let sums: Vec<f64> = per_athlete.values().copied().collect();
+        let sums: Vec<f64> = per_athlete.values().map(|n| *n as f64 / 1e9).collect();
         assert_eq!(got[7][i], Some(quantile(&sums, 0.5)));
-        assert_eq!(damage[i], Some(sums.iter().sum::<f64>()));
+        let total: i64 = per_athlete.values().sum();
+        assert_eq!(damage[i], Some(total as f64 / 1e9));
+        let direct: f64 = rs.iter().map(|r| r.damage).sum();
+        assert!((total as f64 / 1e9 - direct).abs() <= 1e-9 * rs.len() as f64);
     }
 }
 

@@ -32,6 +32,7 @@ use crate::access::Scope;
 use crate::common::{MAX_ALL_REPS, MAX_PAGE_LIMIT, MAX_TIME_US, RepCursor, clamp_query_time};
 use crate::macros::rep_from_row;
 use crate::pgcopy::{CopyOut, field};
+use crate::rollups::pg_ts as pg_time;
 use crate::schema::col_list;
 use crate::{Db, RepPage, Store, StoreError};
 
@@ -186,11 +187,6 @@ fn check_scope_size(scope: &Scope) -> Result<(), StoreError> {
         ));
     }
     Ok(())
-}
-
-fn pg_time(us: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| StoreError::invalid("time", format!("{us} µs is not representable")))
 }
 
 fn pg_row_time(row: &sqlx::postgres::PgRow, i: usize) -> Result<i64, StoreError> {

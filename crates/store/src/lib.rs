@@ -28,6 +28,7 @@ mod analytics_rows;
 mod bulk;
 mod checkpoint;
 mod common;
+mod distributions;
 mod error;
 mod macros;
 mod pg;
@@ -59,6 +60,7 @@ pub use common::{
     MAX_ALL_REPS, MAX_KINEMATICS_RATE_HZ, MAX_PAGE_LIMIT, MAX_POINTS_PER_CHUNK, MAX_TIME_US,
     MAX_TRACE_POINTS, RepCursor,
 };
+pub use distributions::ScoreBuckets;
 pub use error::StoreError;
 pub use policies::{
     CompressionPolicy, Policies, PolicyReport, RetentionPolicy, RetentionReport, RollupPolicy,

@@ -232,12 +232,23 @@ pub struct RollupRefresh {
 // SQL
 
 /// The rollups in refresh order (hierarchical ones after their sources).
-pub(crate) const ROLLUPS: [&str; 4] = [
+pub(crate) const ROLLUPS: [&str; 5] = [
     "rollup_athlete_daily",
     "rollup_athlete_exercise_weekly",
     "rollup_gym_weekly",
     "rollup_gym_exercise_weekly",
+    "rollup_athlete_week_scores",
 ];
+
+/// [`fixed`] of a column, in PostgreSQL.
+pub(crate) fn pg_fixed(col: &str, scale: f64) -> String {
+    Dialect::Pg.fixed(col, scale)
+}
+
+/// [`fixed`] of a column, in SQLite.
+pub(crate) fn lite_fixed(col: &str, scale: f64) -> String {
+    Dialect::Lite.fixed(col, scale)
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Dialect {
@@ -359,7 +370,8 @@ const V6_SQLITE_VIEW: &str = "CREATE VIEW extensor_events AS SELECT gym_id, athl
      ev_top_hyperextension_deg AS top_hyperextension_deg \
      FROM reps WHERE extensor_event";
 
-fn leak(v: Vec<String>) -> &'static [&'static str] {
+/// Statements generated once, kept for the life of the process (migrations want statics).
+pub(crate) fn leak(v: Vec<String>) -> &'static [&'static str] {
     let v: Vec<&'static str> = v.into_iter().map(|s| &*s.leak()).collect();
     v.leak()
 }
@@ -543,7 +555,7 @@ pub(crate) fn json_pairs<'a>(keys: impl Iterator<Item = (i64, &'a str)>) -> Stri
     out
 }
 
-fn pg_ts(us: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn pg_ts(us: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_micros(us)
         .ok_or_else(|| StoreError::invalid("time", format!("{us} µs is not representable")))
 }
@@ -558,6 +570,9 @@ struct RefreshSql {
     ins_gym_weekly: String,
     del_gym_ex: String,
     ins_gym_ex: String,
+    /// Score distributions of the athlete-weeks (`distributions.rs`).
+    del_scores: String,
+    ins_scores: String,
 }
 
 impl RefreshSql {
@@ -603,7 +618,10 @@ impl RefreshSql {
                  GROUP BY p.k, {group}{ret}"
             ),
         };
+        let (del_scores, ins_scores) = crate::distributions::refresh_sql(d == Dialect::Pg, keys);
         RefreshSql {
+            del_scores,
+            ins_scores,
             del_daily: del(
                 "rollup_athlete_daily",
                 "day",
@@ -704,6 +722,13 @@ async fn refresh_pg(pool: &sqlx::PgPool) -> Result<RollupRefresh, StoreError> {
             gym_ex_weeks.insert((w.timestamp_micros(), g));
         }
     }
+    for q in [sql.del_scores.as_str(), sql.ins_scores.as_str()] {
+        sqlx::query(q)
+            .bind(&ks)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+    }
     for (keys, del, ins) in [
         (
             &gym_weeks,
@@ -764,6 +789,9 @@ async fn refresh_lite(pool: &sqlx::SqlitePool) -> Result<RollupRefresh, StoreErr
         for (w, g) in run(q).bind(&keys).fetch_all(&mut *tx).await? {
             gym_ex_weeks.insert((w, g));
         }
+    }
+    for q in [sql.del_scores.as_str(), sql.ins_scores.as_str()] {
+        sqlx::query(q).bind(&keys).execute(&mut *tx).await?;
     }
     for (set, del, ins) in [
         (

@@ -74,6 +74,14 @@ pub(crate) const STEPS: &[Step] = &[
         pg: crate::rollups::v6_pg,
         sqlite: crate::rollups::V6_SQLITE,
     },
+    // Per athlete-week-exercise score distributions for population trends (a continuous
+    // aggregate on TimescaleDB, a refreshed table on the fallbacks): `distributions.rs`.
+    Step {
+        version: 7,
+        name: "score_distributions",
+        pg: crate::distributions::v7_pg,
+        sqlite: crate::distributions::V7_SQLITE,
+    },
 ];
 
 /// Processor checkpoints: one row per athlete, the serialised per-athlete state with the

@@ -109,7 +109,7 @@ async fn timescale_policies_are_jobs_applied_idempotently() {
         ]
     );
     let refresh = jobs(&store, "policy_refresh_continuous_aggregate", "-").await;
-    assert_eq!(refresh.len(), 4, "{refresh:?}");
+    assert_eq!(refresh.len(), 5, "{refresh:?}");
     assert!(
         refresh.iter().all(|(_, every)| every == "00:01:00"),
         "{refresh:?}"
@@ -137,8 +137,8 @@ async fn timescale_policies_are_jobs_applied_idempotently() {
     let second = store.apply_policies(&p).await.unwrap();
     assert_eq!(
         second.changes.len(),
-        2 + 4,
-        "kinematics and reps retention, four refresh schedules: {second:?}"
+        2 + 5,
+        "kinematics and reps retention, five refresh schedules: {second:?}"
     );
     assert_eq!(
         jobs(&store, "policy_retention", "drop_after").await,

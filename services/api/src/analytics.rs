@@ -26,7 +26,8 @@ use std::time::Instant;
 use liftguard_analytics::history::{HistoryInput, athlete_history};
 use liftguard_analytics::population::{
     CohortFilter, Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions,
-    load_monitoring, load_window, population_trends, trending_athletes, trending_window,
+    TrendsInput, load_monitoring, load_window, population_trends, trending_athletes,
+    trending_window,
 };
 use liftguard_analytics::{AnalyticsError, ExportFormat, RepStreamWriter, SharedBuffer};
 use liftguard_model::{ErrorKind, Exercise, GymId};
@@ -38,7 +39,9 @@ use liftguard_proto::v1::{
     analytics_service_server::{AnalyticsService, AnalyticsServiceServer},
 };
 use liftguard_runtime::status;
-use liftguard_store::{AlertQuery, MAX_TIME_US, RepFacts, RiskFacts, Scope, ScopedRepQuery};
+use liftguard_store::{
+    AlertQuery, MAX_TIME_US, RepFacts, RiskFacts, Scope, ScopedRepQuery, ScoreBuckets,
+};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status, server::NamedService};
@@ -181,8 +184,11 @@ enum Window {
 }
 
 /// The rows of a population call, owned (they go to a blocking thread).
+/// The rows of a population request: rep facts for windowed computations, score buckets
+/// (a row per athlete, week and exercise) for trends over any range; the other is empty.
 struct Rows {
     facts: RepFacts,
+    buckets: ScoreBuckets,
     athletes: Vec<pb::Athlete>,
     risk: Option<RiskFacts>,
 }
@@ -194,6 +200,19 @@ impl Rows {
             athletes: &self.athletes,
             risk: self.risk.as_ref(),
         }
+    }
+
+    fn trends_input(&self) -> TrendsInput<'_> {
+        TrendsInput {
+            buckets: &self.buckets,
+            athletes: &self.athletes,
+            risk: self.risk.as_ref(),
+        }
+    }
+
+    /// Reps the rows cover.
+    fn reps(&self) -> u64 {
+        self.facts.len() as u64 + self.buckets.total_reps()
     }
 }
 
@@ -259,13 +278,23 @@ impl ApiService {
         scope: &Scope,
         from_us: i64,
         to_us: i64,
+        trends: bool,
     ) -> Result<Rows, Status> {
         let key = self.presentation_key(scope)?;
         let store = &self.inner.store;
-        let facts = store
-            .rep_facts(scope, key, from_us, to_us)
-            .await
-            .map_err(store_status)?;
+        let (facts, buckets) = if trends {
+            let b = store
+                .score_buckets(scope, key, from_us, to_us)
+                .await
+                .map_err(store_status)?;
+            (RepFacts::default(), b)
+        } else {
+            let f = store
+                .rep_facts(scope, key, from_us, to_us)
+                .await
+                .map_err(store_status)?;
+            (f, ScoreBuckets::default())
+        };
         let athletes = store
             .scoped_athletes(scope, key)
             .await
@@ -276,6 +305,7 @@ impl ApiService {
             .map_err(store_status)?;
         Ok(Rows {
             facts,
+            buckets,
             athletes,
             risk,
         })
@@ -317,10 +347,11 @@ impl ApiService {
             (Window::Load { .. }, Some(t)) => load_window(t),
             _ => (f.from_us, f.to_us),
         };
+        let trends = matches!(window, Window::All);
         let rows = self
-            .population_rows(&scope, from.max(f.from_us), to.min(f.to_us))
+            .population_rows(&scope, from.max(f.from_us), to.min(f.to_us), trends)
             .await?;
-        a.param("reps", rows.facts.len());
+        a.param("reps", rows.reps());
         Ok((rows, f.cohort, as_of))
     }
 
@@ -682,7 +713,8 @@ impl AnalyticsService for ApiService {
             );
             let (rows, filter, _) = self.population(p, a, req.filter, Window::All).await?;
             let (trows, risk_available) = blocking(move || {
-                let t = population_trends(&rows.input(), &TrendOptions { group_by, filter })?;
+                let t =
+                    population_trends(&rows.trends_input(), &TrendOptions { group_by, filter })?;
                 Ok((t.to_proto()?, t.risk_available))
             })
             .await?;
@@ -814,7 +846,8 @@ impl AnalyticsService for ApiService {
             let group_by = dimensions(&t.group_by)?;
             let (rows, filter, _) = self.population(p, a, t.filter, Window::All).await?;
             let (bytes, n) = blocking(move || {
-                let t = population_trends(&rows.input(), &TrendOptions { group_by, filter })?;
+                let t =
+                    population_trends(&rows.trends_input(), &TrendOptions { group_by, filter })?;
                 Ok((
                     liftguard_analytics::frame_bytes(&t.table, format)?,
                     t.table.height() as u64,

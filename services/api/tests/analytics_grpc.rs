@@ -191,13 +191,15 @@ async fn operator_trends_equal_the_direct_computation() {
         .risk_facts(&Scope::all(), b"", 0, MAX_TIME_US + 1)
         .await
         .unwrap();
-    let input = PopulationInput {
-        reps: &facts,
+    // The service reads score buckets from the store; the same figures follow from the reps.
+    let buckets = liftguard_store::ScoreBuckets::from_facts(&facts);
+    let tinput = liftguard_analytics::population::TrendsInput {
+        buckets: &buckets,
         athletes: &athletes,
         risk: risk.as_ref(),
     };
     let direct = liftguard_analytics::population::population_trends(
-        &input,
+        &tinput,
         &TrendOptions {
             group_by: vec![Dimension::Gym, Dimension::Sex],
             ..TrendOptions::default()
@@ -217,6 +219,11 @@ async fn operator_trends_equal_the_direct_computation() {
         .await
         .unwrap()
         .into_inner();
+    let input = PopulationInput {
+        reps: &facts,
+        athletes: &athletes,
+        risk: risk.as_ref(),
+    };
     let direct = trending_athletes(&input, &TrendingOptions::default())
         .unwrap()
         .to_proto()

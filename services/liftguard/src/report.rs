@@ -22,7 +22,8 @@ use anyhow::{Context as _, bail};
 use liftguard_analytics::history::{HistoryInput, athlete_history};
 use liftguard_analytics::population::{
     CohortFilter, Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions,
-    load_monitoring, load_window, population_trends, trending_athletes, trending_window,
+    TrendsInput, load_monitoring, load_window, population_trends, trending_athletes,
+    trending_window,
 };
 use liftguard_analytics::time::parse_time;
 use liftguard_analytics::{
@@ -32,7 +33,7 @@ use liftguard_analytics::{
 use liftguard_model::{AthleteId, Exercise, GymId};
 use liftguard_proto::v1::{Athlete, RepRecord};
 use liftguard_store::{
-    MAX_PAGE_LIMIT, MAX_TIME_US, RepFacts, RiskFacts, Scope, ScopedRepQuery, Store,
+    MAX_PAGE_LIMIT, MAX_TIME_US, RepFacts, RiskFacts, Scope, ScopedRepQuery, ScoreBuckets, Store,
 };
 
 use crate::serve::open_store;
@@ -399,8 +400,44 @@ async fn window(
     })
 }
 
-async fn rows(ctx: &Ctx, p: &PopulationArgs) -> anyhow::Result<OwnedRows> {
-    rows_in(ctx, p.range()).await
+/// What population trends read: score buckets, not every rep.
+struct OwnedTrendRows {
+    buckets: ScoreBuckets,
+    athletes: Vec<Athlete>,
+    risk: Option<RiskFacts>,
+}
+
+impl OwnedTrendRows {
+    fn input(&self) -> TrendsInput<'_> {
+        TrendsInput {
+            buckets: &self.buckets,
+            athletes: &self.athletes,
+            risk: self.risk.as_ref(),
+        }
+    }
+}
+
+async fn trend_rows(ctx: &Ctx, p: &PopulationArgs) -> anyhow::Result<OwnedTrendRows> {
+    let started = std::time::Instant::now();
+    let (from, to) = p.range();
+    let buckets = ctx
+        .store
+        .score_buckets(&ctx.scope, &ctx.key, from, to)
+        .await?;
+    let athletes = ctx.store.scoped_athletes(&ctx.scope, &ctx.key).await?;
+    let risk = ctx.store.risk_facts(&ctx.scope, &ctx.key, from, to).await?;
+    tracing::info!(
+        reps = buckets.total_reps(),
+        buckets = buckets.len(),
+        athletes = athletes.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "rows read"
+    );
+    Ok(OwnedTrendRows {
+        buckets,
+        athletes,
+        risk,
+    })
 }
 
 async fn rows_in(ctx: &Ctx, (from, to): (i64, i64)) -> anyhow::Result<OwnedRows> {
@@ -434,7 +471,7 @@ fn write_table(
 }
 
 async fn trends(ctx: &Ctx, a: TrendsArgs) -> anyhow::Result<()> {
-    let r = rows(ctx, &a.population).await?;
+    let r = trend_rows(ctx, &a.population).await?;
     let opts = TrendOptions {
         group_by: a.by,
         filter: a.population.cohort(),

@@ -178,7 +178,7 @@ macro_rules! bind_scope {
 /// SQLite's parameter limit, minus room for the fixed parameters.
 const MAX_SCOPE_PARAMS: usize = 32_000;
 
-fn check_scope_size(scope: &Scope) -> Result<(), StoreError> {
+pub(crate) fn check_scope_size(scope: &Scope) -> Result<(), StoreError> {
     let n = scope.gyms.as_ref().map_or(0, Vec::len) + scope.athletes.as_ref().map_or(0, Vec::len);
     if n > MAX_SCOPE_PARAMS {
         return Err(StoreError::invalid(
@@ -877,25 +877,33 @@ fn fact_sql(d: Dialect, scope: &Scope) -> String {
 /// are validated newtypes; the escaping holds for any text whatever
 /// `standard_conforming_strings` says).
 fn copy_fact_sql(scope: &Scope, from_us: i64, to_us: i64) -> Result<String, StoreError> {
-    // Literals (constants at plan time, so monthly partitions are pruned), exact to the
-    // µs. Times are clamped to `0..=MAX_TIME_US + 1`; the one value past year 9999 (the
-    // "unbounded" end) is `infinity`, which selects the same rows (none is stored later).
-    let time = |us: i64| -> Result<String, StoreError> {
-        if us > MAX_TIME_US {
-            return Ok("'infinity'::timestamptz".to_owned());
-        }
-        Ok(format!(
-            "'{}'::timestamptz",
-            pg_time(us)?.format("%Y-%m-%d %H:%M:%S%.6f+00")
-        ))
-    };
-    let mut sql = format!(
+    Ok(format!(
         "COPY (SELECT athlete_id, gym_id, start_time, end_time, exercise, extensor_event, \
          load_kg, peak_lumbar_flexion_deg, fatigue_score, stability_deficit, damage FROM reps \
-         WHERE start_time >= {} AND start_time < {}",
-        time(from_us)?,
-        time(to_us)?
-    );
+         WHERE start_time >= {} AND start_time < {}{}) TO STDOUT (FORMAT binary)",
+        pg_time_literal(from_us)?,
+        pg_time_literal(to_us)?,
+        copy_scope_filter(scope)
+    ))
+}
+
+/// A time as a `timestamptz` literal for a `COPY` query (which takes no bind parameters):
+/// a constant at plan time (so partitions are pruned), exact to the µs. Times are clamped
+/// to `0..=MAX_TIME_US + 1`; the one value past year 9999 (the "unbounded" end) is
+/// `infinity`, which selects the same rows (none is stored later).
+pub(crate) fn pg_time_literal(us: i64) -> Result<String, StoreError> {
+    if us > MAX_TIME_US {
+        return Ok("'infinity'::timestamptz".to_owned());
+    }
+    Ok(format!(
+        "'{}'::timestamptz",
+        pg_time(us)?.format("%Y-%m-%d %H:%M:%S%.6f+00")
+    ))
+}
+
+/// The scope as ` AND gym_id = ANY(...) AND athlete_id = ANY(...)` with escaped literals.
+pub(crate) fn copy_scope_filter(scope: &Scope) -> String {
+    let mut sql = String::new();
     for (col, list) in [
         ("gym_id", scope.gym_strs()),
         ("athlete_id", scope.athlete_strs()),
@@ -908,8 +916,7 @@ fn copy_fact_sql(scope: &Scope, from_us: i64, to_us: i64) -> Result<String, Stor
             ));
         }
     }
-    sql.push_str(") TO STDOUT (FORMAT binary)");
-    Ok(sql)
+    sql
 }
 
 /// `s` as a PostgreSQL escape-string literal (`E'...'`): backslashes and quotes escaped.

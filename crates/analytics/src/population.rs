@@ -594,14 +594,8 @@ fn risk_frame(
         if !want_age.is_empty() && !want_age.contains(AGE_BANDS[age]) {
             continue;
         }
-        cols.a.push(a);
-        cols.week.push(week);
+        cols.keys.push(u, a, week, u.gyms.code(&r.gym_id[i]), age);
         cols.day.push(day);
-        cols.gym.push(u.gyms.code(&r.gym_id[i]));
-        cols.age.push(age as u32);
-        cols.sex.push(u.sex[ai]);
-        cols.tage.push(u.tage[ai]);
-        cols.sport.push(u.sport[ai]);
         cols.p.push(r.probability[i]);
     }
     Ok(Some(cols.frame()?))
@@ -643,15 +637,8 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
         let Some((a, age)) = coder.keep(facts.athlete[i], week, Some(facts.exercise[i])) else {
             continue;
         };
-        let ai = a as usize;
-        c.a.push(a);
-        c.week.push(week);
+        c.keys.push(&u, a, week, coder.gym(facts.gym[i]), age);
         c.start.push(facts.start_us[i]);
-        c.gym.push(coder.gym(facts.gym[i]));
-        c.age.push(age as u32);
-        c.sex.push(u.sex[ai]);
-        c.tage.push(u.tage[ai]);
-        c.sport.push(u.sport[ai]);
         c.ex.push(
             exercises
                 .code_of
@@ -674,16 +661,66 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
     })
 }
 
+/// The key columns of every population frame row: the universe athlete code, the week,
+/// and the gym and cohort codes (`a, week, k_gym, k_age, k_sex, k_tage, k_sport`).
 #[derive(Default)]
-struct RepCols {
+struct KeyCols {
     a: Vec<u32>,
     week: Vec<i64>,
-    start: Vec<i64>,
     gym: Vec<u32>,
     age: Vec<u32>,
     sex: Vec<u32>,
     tage: Vec<u32>,
     sport: Vec<u32>,
+}
+
+impl KeyCols {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            a: Vec::with_capacity(n),
+            week: Vec::with_capacity(n),
+            gym: Vec::with_capacity(n),
+            age: Vec::with_capacity(n),
+            sex: Vec::with_capacity(n),
+            tage: Vec::with_capacity(n),
+            sport: Vec::with_capacity(n),
+        }
+    }
+
+    /// One row of athlete `a` (a universe code; its cohort codes come from `u`).
+    fn push(&mut self, u: &Universe, a: u32, week: i64, gym: u32, age: usize) {
+        let ai = a as usize;
+        self.a.push(a);
+        self.week.push(week);
+        self.gym.push(gym);
+        self.age.push(age as u32);
+        self.sex.push(u.sex[ai]);
+        self.tage.push(u.tage[ai]);
+        self.sport.push(u.sport[ai]);
+    }
+
+    /// The frame of these keys and `more` columns.
+    fn frame(self, more: Vec<Column>, what: &'static str) -> Result<DataFrame, AnalyticsError> {
+        let n = self.a.len();
+        let mut cols = vec![
+            series("a", self.a),
+            series("week", self.week),
+            series("k_gym", self.gym),
+            series("k_age", self.age),
+            series("k_sex", self.sex),
+            series("k_tage", self.tage),
+            series("k_sport", self.sport),
+        ];
+        cols.extend(more);
+        DataFrame::new(n, cols).ctx(what)
+    }
+}
+
+/// Rep rows: keys, `start_us, k_ex, event, load, fatigue, stability, damage`.
+#[derive(Default)]
+struct RepCols {
+    keys: KeyCols,
+    start: Vec<i64>,
     ex: Vec<u32>,
     event: Vec<bool>,
     load: Vec<f64>,
@@ -695,14 +732,8 @@ struct RepCols {
 impl RepCols {
     fn with_capacity(n: usize) -> Self {
         Self {
-            a: Vec::with_capacity(n),
-            week: Vec::with_capacity(n),
+            keys: KeyCols::with_capacity(n),
             start: Vec::with_capacity(n),
-            gym: Vec::with_capacity(n),
-            age: Vec::with_capacity(n),
-            sex: Vec::with_capacity(n),
-            tage: Vec::with_capacity(n),
-            sport: Vec::with_capacity(n),
             ex: Vec::with_capacity(n),
             event: Vec::with_capacity(n),
             load: Vec::with_capacity(n),
@@ -713,18 +744,9 @@ impl RepCols {
     }
 
     fn frame(self) -> Result<DataFrame, AnalyticsError> {
-        let n = self.a.len();
-        DataFrame::new(
-            n,
+        self.keys.frame(
             vec![
-                series("a", self.a),
-                series("week", self.week),
                 series("start_us", self.start),
-                series("k_gym", self.gym),
-                series("k_age", self.age),
-                series("k_sex", self.sex),
-                series("k_tage", self.tage),
-                series("k_sport", self.sport),
                 series("k_ex", self.ex),
                 series("event", self.event),
                 series("load", self.load),
@@ -732,56 +754,33 @@ impl RepCols {
                 series("stability", self.stability),
                 series("damage", self.damage),
             ],
+            "building the population rep frame",
         )
-        .ctx("building the population rep frame")
     }
 }
 
+/// Risk rows: keys, `day_us, p`.
 #[derive(Default)]
 struct RiskCols {
-    a: Vec<u32>,
-    week: Vec<i64>,
+    keys: KeyCols,
     day: Vec<i64>,
-    gym: Vec<u32>,
-    age: Vec<u32>,
-    sex: Vec<u32>,
-    tage: Vec<u32>,
-    sport: Vec<u32>,
     p: Vec<f64>,
 }
 
 impl RiskCols {
     fn with_capacity(n: usize) -> Self {
         Self {
-            a: Vec::with_capacity(n),
-            week: Vec::with_capacity(n),
+            keys: KeyCols::with_capacity(n),
             day: Vec::with_capacity(n),
-            gym: Vec::with_capacity(n),
-            age: Vec::with_capacity(n),
-            sex: Vec::with_capacity(n),
-            tage: Vec::with_capacity(n),
-            sport: Vec::with_capacity(n),
             p: Vec::with_capacity(n),
         }
     }
 
     fn frame(self) -> Result<DataFrame, AnalyticsError> {
-        let n = self.a.len();
-        DataFrame::new(
-            n,
-            vec![
-                series("a", self.a),
-                series("week", self.week),
-                series("day_us", self.day),
-                series("k_gym", self.gym),
-                series("k_age", self.age),
-                series("k_sex", self.sex),
-                series("k_tage", self.tage),
-                series("k_sport", self.sport),
-                series("p", self.p),
-            ],
+        self.keys.frame(
+            vec![series("day_us", self.day), series("p", self.p)],
+            "building the population risk frame",
         )
-        .ctx("building the population risk frame")
     }
 }
 
@@ -920,15 +919,8 @@ fn prepare_buckets(
         let Some((a, age)) = coder.keep(b.athlete[i], week, Some(b.exercise[i])) else {
             continue;
         };
-        let ai = a as usize;
         source.push(i);
-        c.a.push(a);
-        c.week.push(week);
-        c.gym.push(coder.gym(b.gym[i]));
-        c.age.push(age as u32);
-        c.sex.push(u.sex[ai]);
-        c.tage.push(u.tage[ai]);
-        c.sport.push(u.sport[ai]);
+        c.keys.push(&u, a, week, coder.gym(b.gym[i]), age);
         c.ex.push(exercises.code_of.get(&b.exercise[i]).copied().unwrap_or(0));
         c.reps.push(b.reps[i]);
         c.events.push(b.events[i]);
@@ -945,15 +937,10 @@ fn prepare_buckets(
     })
 }
 
+/// Bucket rows: keys, `k_ex, reps, events, damage_n`.
 #[derive(Default)]
 struct BucketCols {
-    a: Vec<u32>,
-    week: Vec<i64>,
-    gym: Vec<u32>,
-    age: Vec<u32>,
-    sex: Vec<u32>,
-    tage: Vec<u32>,
-    sport: Vec<u32>,
+    keys: KeyCols,
     ex: Vec<u32>,
     reps: Vec<u32>,
     events: Vec<u32>,
@@ -962,24 +949,15 @@ struct BucketCols {
 
 impl BucketCols {
     fn frame(self) -> Result<DataFrame, AnalyticsError> {
-        let n = self.a.len();
-        DataFrame::new(
-            n,
+        self.keys.frame(
             vec![
-                series("a", self.a),
-                series("week", self.week),
-                series("k_gym", self.gym),
-                series("k_age", self.age),
-                series("k_sex", self.sex),
-                series("k_tage", self.tage),
-                series("k_sport", self.sport),
                 series("k_ex", self.ex),
                 series("reps", self.reps),
                 series("events", self.events),
                 series("damage_n", self.damage_n),
             ],
+            "building the population bucket frame",
         )
-        .ctx("building the population bucket frame")
     }
 }
 

@@ -310,73 +310,11 @@ pub(crate) mod field {
     pub fn i64(b: &[u8]) -> Result<i64, StoreError> {
         Ok(i64::from_be_bytes(fixed(b, "bigint")?))
     }
-
-    /// `REAL[]` without NULLs, one dimension (or empty): the array send format is
-    /// `ndim, has_null, element oid, (length, lower bound) per dimension, then (length,
-    /// value) per element`.
-    pub fn f32_array(b: &[u8]) -> Result<Vec<f32>, StoreError> {
-        let bad = |reason: &str| StoreError::CorruptRow {
-            table: "copy",
-            reason: format!("real[] field: {reason}"),
-        };
-        let word = |at: usize| -> Result<i32, StoreError> {
-            let w = b.get(at..at + 4).ok_or_else(|| bad("truncated"))?;
-            Ok(i32::from_be_bytes([w[0], w[1], w[2], w[3]]))
-        };
-        let ndim = word(0)?;
-        if ndim == 0 {
-            return Ok(Vec::new());
-        }
-        if ndim != 1 {
-            return Err(bad("more than one dimension"));
-        }
-        if word(4)? != 0 {
-            return Err(bad("NULL elements"));
-        }
-        if word(8)? != 700 {
-            return Err(bad("elements are not real (oid 700)"));
-        }
-        let n = usize::try_from(word(12)?).map_err(|_| bad("negative length"))?;
-        let body = &b[20.min(b.len())..];
-        if body.len() != n * 8 {
-            return Err(bad("length does not match the elements"));
-        }
-        body.chunks_exact(8)
-            .map(|e| {
-                if e[..4] != 4i32.to_be_bytes() {
-                    return Err(bad("element is not 4 bytes"));
-                }
-                Ok(f32::from_bits(u32::from_be_bytes([e[4], e[5], e[6], e[7]])))
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn real_arrays_decode() {
-        let mut b = Vec::new();
-        for w in [1i32, 0, 700, 2, 1] {
-            b.extend_from_slice(&w.to_be_bytes());
-        }
-        for x in [0.5f32, -2.25] {
-            b.extend_from_slice(&4i32.to_be_bytes());
-            b.extend_from_slice(&x.to_bits().to_be_bytes());
-        }
-        assert_eq!(field::f32_array(&b).unwrap(), vec![0.5, -2.25]);
-        assert!(field::f32_array(&b[..b.len() - 1]).is_err());
-        let empty: Vec<u8> = [0i32, 0, 700]
-            .iter()
-            .flat_map(|w| w.to_be_bytes())
-            .collect();
-        assert_eq!(field::f32_array(&empty).unwrap(), Vec::<f32>::new());
-        let mut nulls = b.clone();
-        nulls[7] = 1;
-        assert!(field::f32_array(&nulls).is_err());
-    }
 
     #[test]
     fn header_tuple_and_trailer() {

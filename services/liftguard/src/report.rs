@@ -424,15 +424,8 @@ async fn trend_rows(ctx: &Ctx, p: &PopulationArgs) -> anyhow::Result<OwnedTrendR
         .store
         .score_buckets(&ctx.scope, &ctx.key, from, to)
         .await?;
-    let athletes = ctx.store.scoped_athletes(&ctx.scope, &ctx.key).await?;
-    let risk = ctx.store.risk_facts(&ctx.scope, &ctx.key, from, to).await?;
-    tracing::info!(
-        reps = buckets.total_reps(),
-        buckets = buckets.len(),
-        athletes = athletes.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "rows read"
-    );
+    let (athletes, risk) = cohort_rows(ctx, (from, to)).await?;
+    read_done(started, buckets.total_reps(), athletes.len());
     Ok(OwnedTrendRows {
         buckets,
         athletes,
@@ -443,19 +436,33 @@ async fn trend_rows(ctx: &Ctx, p: &PopulationArgs) -> anyhow::Result<OwnedTrendR
 async fn rows_in(ctx: &Ctx, (from, to): (i64, i64)) -> anyhow::Result<OwnedRows> {
     let started = std::time::Instant::now();
     let facts = ctx.store.rep_facts(&ctx.scope, &ctx.key, from, to).await?;
-    let athletes = ctx.store.scoped_athletes(&ctx.scope, &ctx.key).await?;
-    let risk = ctx.store.risk_facts(&ctx.scope, &ctx.key, from, to).await?;
-    tracing::info!(
-        reps = facts.len(),
-        athletes = athletes.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "rows read"
-    );
+    let (athletes, risk) = cohort_rows(ctx, (from, to)).await?;
+    read_done(started, facts.len() as u64, athletes.len());
     Ok(OwnedRows {
         facts,
         athletes,
         risk,
     })
+}
+
+/// What every population query reads besides its reps: the athletes in scope and their
+/// daily risk in `[from, to)`.
+async fn cohort_rows(
+    ctx: &Ctx,
+    (from, to): (i64, i64),
+) -> anyhow::Result<(Vec<Athlete>, Option<RiskFacts>)> {
+    let athletes = ctx.store.scoped_athletes(&ctx.scope, &ctx.key).await?;
+    let risk = ctx.store.risk_facts(&ctx.scope, &ctx.key, from, to).await?;
+    Ok((athletes, risk))
+}
+
+fn read_done(started: std::time::Instant, reps: u64, athletes: usize) {
+    tracing::info!(
+        reps,
+        athletes,
+        ms = started.elapsed().as_millis() as u64,
+        "rows read"
+    );
 }
 
 fn write_table(

@@ -524,16 +524,14 @@ impl<'a> Coder<'a> {
 
     /// The universe code of the rows' athlete `a` and its age band in `week`, or `None`
     /// when the filter drops the row (athlete level, exercise `ex`, age band).
-    fn keep(&mut self, a: u32, week: i64, ex: Option<i32>) -> Option<(u32, usize)> {
+    fn keep(&mut self, a: u32, week: i64, ex: i32) -> Option<(u32, usize)> {
         let code = self.to_u.get(a as usize).copied().unwrap_or(0);
         let ci = code as usize;
         if !self.u.selected[ci] {
             return None;
         }
-        if let Some(e) = ex {
-            if !self.want_ex.is_empty() && !self.want_ex.contains(&e) {
-                return None;
-            }
+        if !self.want_ex.is_empty() && !self.want_ex.contains(&ex) {
+            return None;
         }
         let year = *self.years.entry(week).or_insert_with(|| iso_week(week).0);
         let age = age_band(self.u.birth_year[ci], year);
@@ -634,7 +632,7 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
     let mut c = RepCols::with_capacity(n);
     for i in 0..n {
         let week = week_start_us(facts.start_us[i]);
-        let Some((a, age)) = coder.keep(facts.athlete[i], week, Some(facts.exercise[i])) else {
+        let Some((a, age)) = coder.keep(facts.athlete[i], week, facts.exercise[i]) else {
             continue;
         };
         c.keys.push(&u, a, week, coder.gym(facts.gym[i]), age);
@@ -916,7 +914,7 @@ fn prepare_buckets(
     let mut source = Vec::with_capacity(n);
     for i in 0..n {
         let week = b.week_us[i];
-        let Some((a, age)) = coder.keep(b.athlete[i], week, Some(b.exercise[i])) else {
+        let Some((a, age)) = coder.keep(b.athlete[i], week, b.exercise[i]) else {
             continue;
         };
         source.push(i);

@@ -496,7 +496,7 @@ fn plan(from: i64, to: i64, raw_weeks: &[i64]) -> Plan {
 
 /// Big-endian f32s packed by `float4send` (PostgreSQL).
 fn be_f32s(b: &[u8], what: &str) -> Result<Vec<f32>, StoreError> {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return Err(StoreError::CorruptRow {
             table: "rollup_athlete_week_scores",
             reason: format!("{what}: {} bytes is not a whole number of f32s", b.len()),

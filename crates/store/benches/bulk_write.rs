@@ -2,9 +2,10 @@
 //! (`Store::upsert_reps` / `Store::upsert_kinematics` in the sink's batch sizes) against
 //! binary `COPY` of the same rows into the same, truncated, tables — the ceiling.
 //!
-//! Columns: "sink upsert" is `upsert_*` as the sink calls it (on plain PostgreSQL new rows go
-//! through `COPY` inside a savepoint, existing keys fall back to the upsert statements);
-//! "stmts only" the upsert statements alone; "replay" the same batches again (nothing
+//! Columns: "sink upsert" is `upsert_*` as the sink calls it (reps: multi-row upsert
+//! statements; kinematics on plain PostgreSQL: new points go through `COPY` inside a
+//! savepoint, existing keys fall back to the upsert statements); "stmts only" the upsert
+//! statements alone (the same path as "sink upsert" for reps); "replay" the same batches again (nothing
 //! changes); "COPY/batch" one `COPY` per sink batch (same transactions as the sink); "one
 //! COPY" a single `COPY` of everything. The ratios compare "sink upsert" with both ceilings.
 //!

@@ -7,12 +7,14 @@
 //! - On the WASM server (pglite: 64 KB protocol messages, no `COPY FROM STDIN`) statements
 //!   stay below `STATEMENT_BUDGET_BYTES`; on a real server they carry up to
 //!   [`BIG_MAX_ROWS`] rows (a few MB), so a sink batch is a handful of round trips.
-//! - On plain PostgreSQL a batch whose time span holds no stored row for any of its athletes
-//!   (the normal case: first delivery; one index probe per athlete decides) is written with
-//!   `COPY` inside a savepoint, at `COPY` speed; if a concurrent writer got there first,
-//!   the unique violation aborts the `COPY` (nothing written) and the batch is upserted
-//!   instead, as is any batch that overlaps stored rows (replays, corrections). Either way
-//!   the table ends up exactly as the upsert alone would leave it.
+//! - Reps are always written by multi-row upsert statements (faster than `COPY` per batch
+//!   for their wide rows). Kinematics on plain PostgreSQL: a batch whose time span holds no
+//!   stored point for any of its athletes (the normal case: first delivery; one index probe
+//!   per athlete decides) is written with `COPY` inside a savepoint, at `COPY` speed; if a
+//!   concurrent writer got there first, the unique violation aborts the `COPY` (nothing
+//!   written) and the batch is upserted instead, as is any batch that overlaps stored
+//!   points (replays). Either way the table ends up exactly as the upsert alone would
+//!   leave it.
 //! - `COPY` without upsert ([`Pg::copy_reps`], [`Pg::copy_kinematics`]) fails on an
 //!   existing key: it is for empty tables and measurements only.
 //! - Rows are validated and partitions exist (plain PostgreSQL) before anything is sent.
@@ -52,9 +54,6 @@ static KIN_COPY: LazyLock<String> =
 /// probe per athlete, stopping at the first hit): a batch that probes empty goes to `COPY`
 /// (only a concurrent writer can still make it conflict), one that does not is upserted
 /// without a `COPY` attempt that would fail (and log a unique violation on the server).
-const REP_PROBE: &str = "SELECT EXISTS (SELECT 1 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) \
-     AS k(a, lo, hi) CROSS JOIN LATERAL (SELECT 1 FROM reps r WHERE r.athlete_id = k.a \
-     AND r.start_time >= k.lo AND r.start_time <= k.hi LIMIT 1) AS x)";
 const KIN_PROBE: &str = "SELECT EXISTS (SELECT 1 FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) \
      AS k(a, lo, hi) CROSS JOIN LATERAL (SELECT 1 FROM kinematics r WHERE r.athlete_id = k.a \
      AND r.time >= k.lo AND r.time <= k.hi LIMIT 1) AS x)";
@@ -121,44 +120,18 @@ impl Pg {
             self.ensure_partitions(Table::Reps, reps.iter().map(|r| r.start_us))
                 .await?;
         }
-        let stored_us = now_us();
+        // Statements only: for rep rows (wide, ~40 columns) a multi-row upsert is faster
+        // than the index probe + savepoint + `COPY` that pays off for kinematics (measured
+        // with `benches/bulk_write.rs`: 76,762 against 44,381 rows/s; a `COPY` per batch
+        // alone does 57,853).
+        let stored = ts(now_us())?;
         let mut tx = self.pool.begin().await?;
-        let copied = if self.copy_first(backend)
-            && !any_stored(
-                &mut tx,
-                REP_PROBE,
-                reps.iter().map(|r| (r.athlete_id.as_str(), r.start_us)),
-            )
-            .await?
-        {
-            let mut sp = tx.begin().await?;
-            match copy_reps_into(&mut sp, reps, stored_us).await {
-                Ok(n) => {
-                    sp.commit().await?;
-                    Some(n)
-                }
-                Err(StoreError::Database(e)) if is_unique_violation(&e) => {
-                    sp.rollback().await?;
-                    None
-                }
-                Err(e) => return Err(e),
-            }
-        } else {
-            None
-        };
-        let n = match copied {
-            Some(n) => n,
-            None => {
-                let (rows, bytes) = self.limits();
-                let stored = ts(stored_us)?;
-                let mut n = 0;
-                for chunk in chunk_by_bytes(reps, rows, bytes, rep_est_bytes) {
-                    let q = bind_reps(sqlx::query(*REP_UPSERT), chunk)?.bind(stored);
-                    n += q.execute(&mut *tx).await?.rows_affected();
-                }
-                n
-            }
-        };
+        let (rows, bytes) = self.limits();
+        let mut n = 0;
+        for chunk in chunk_by_bytes(reps, rows, bytes, rep_est_bytes) {
+            let q = bind_reps(sqlx::query(*REP_UPSERT), chunk)?.bind(stored);
+            n += q.execute(&mut *tx).await?.rows_affected();
+        }
         if n > 0 && backend == Backend::Postgres {
             // Mark the rollup buckets of these reps for the next refresh (rollups.rs);
             // TimescaleDB's continuous aggregates track their own invalidations.

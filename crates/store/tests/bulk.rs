@@ -1,13 +1,28 @@
-//! The plain-PostgreSQL write path: a batch offered to `COPY` that collides with a
-//! concurrent writer's row falls back to the upsert and ends up exactly as an upsert alone.
+//! The plain-PostgreSQL kinematics write path: a batch offered to `COPY` that collides with
+//! a concurrent writer's row falls back to the upsert and ends up exactly as an upsert
+//! alone. (Reps are always upserted by statements.)
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::time::{Duration, Instant};
 
+use liftguard_proto::v1::KinematicsChunk;
 use liftguard_store::testing::PgTestDb;
 use liftguard_store::testing::synth::{self, GymSpec};
-use liftguard_store::{Backend, RepQuery, RepTarget, Scope, Store, StoreOptions};
+use liftguard_store::{Backend, Store, StoreOptions};
 use sqlx::Connection as _;
+
+/// One lumbar point of `athlete` at `t_us`.
+fn point(athlete: &str, t_us: i64, lumbar: f32) -> KinematicsChunk {
+    KinematicsChunk {
+        gym_id: "bulk-gym".into(),
+        athlete_id: athlete.into(),
+        first_time_us: t_us,
+        rate_hz: 25.0,
+        lumbar_flexion_deg: vec![lumbar],
+        trunk_inclination_deg: Vec::new(),
+        pelvis_inclination_deg: Vec::new(),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_falls_back_to_upsert_on_a_concurrent_conflict() {
@@ -18,33 +33,32 @@ async fn copy_falls_back_to_upsert_on_a_concurrent_conflict() {
     assert_eq!(store.migrate().await.unwrap(), Backend::Postgres);
     let spec = GymSpec::small("bulk-gym", 1, 1, 4);
     let athletes = synth::athletes(&spec);
-    let ids = vec![athletes[0].athlete_id.clone()];
-    let reps = synth::week_of_reps(&spec, &athletes, &ids, 0);
-    let (first, moved) = (reps[0].clone(), reps[1].clone());
+    let athlete = athletes[0].athlete_id.clone();
+    let (t0, t1) = (synth::YEAR_START_US, synth::YEAR_START_US + 40_000);
     assert_eq!(
         store
-            .upsert_reps(std::slice::from_ref(&first))
+            .upsert_kinematics(&[point(&athlete, t0, 1.0)])
             .await
             .unwrap(),
         1
     );
 
-    // Another writer, uncommitted: moves the stored rep to `moved`'s key.
+    // Another writer, uncommitted: moves the stored point to t1.
     let mut other = sqlx::PgConnection::connect(db.url()).await.unwrap();
     let mut tx = other.begin().await.unwrap();
     sqlx::query(
-        "UPDATE reps SET start_time = start_time + make_interval(secs => $1) WHERE athlete_id = $2",
+        "UPDATE kinematics SET time = time + make_interval(secs => $1) WHERE athlete_id = $2",
     )
-    .bind((moved.start_us - first.start_us) as f64 / 1e6)
-    .bind(&first.athlete_id)
+    .bind((t1 - t0) as f64 / 1e6)
+    .bind(&athlete)
     .execute(&mut *tx)
     .await
     .unwrap();
 
-    // The store sees nothing in `moved`'s span, tries COPY and waits on the other writer.
+    // The store sees nothing at t1, tries COPY and waits on the other writer.
     let s = store.clone();
-    let m = moved.clone();
-    let write = tokio::spawn(async move { s.upsert_reps(&[m]).await });
+    let a = athlete.clone();
+    let write = tokio::spawn(async move { s.upsert_kinematics(&[point(&a, t1, 2.0)]).await });
     let pool = store.pg_pool().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -62,23 +76,15 @@ async fn copy_falls_back_to_upsert_on_a_concurrent_conflict() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tx.commit().await.unwrap();
-    // Unique violation → upsert: the moved row now holds `moved`'s values.
+    // Unique violation → upsert: the moved point now holds the new value.
     assert_eq!(write.await.unwrap().unwrap(), 1);
-    let page = store
-        .list_reps(
-            &Scope::all(),
-            &RepQuery {
-                target: RepTarget::Gym(liftguard_model::GymId::parse("bulk-gym").unwrap()),
-                from_us: 0,
-                to_us: i64::MAX,
-                events_only: false,
-                limit: 10,
-                after: None,
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(page.reps, vec![moved]);
+    let rows: Vec<(i64, f32)> = sqlx::query_as(
+        "SELECT (extract(epoch FROM time) * 1000000)::int8, lumbar_flexion_deg FROM kinematics",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, vec![(t1, 2.0)]);
     store.close().await;
     other.close().await.unwrap();
     db.drop().await.unwrap();

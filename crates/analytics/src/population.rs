@@ -546,6 +546,20 @@ impl<'a> Coder<'a> {
     }
 }
 
+/// Every column of a columnar input has as many values as its reference column.
+fn same_lengths(
+    what: &str,
+    (reference, n): (&str, usize),
+    columns: &[(&str, usize)],
+) -> Result<(), AnalyticsError> {
+    match columns.iter().find(|(_, len)| *len != n) {
+        Some((name, len)) => Err(AnalyticsError::InvalidOptions(format!(
+            "{what} column {name} has {len} values, {reference} has {n}"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn check_risk(risk: Option<&RiskFacts>) -> Result<(), AnalyticsError> {
     if let Some(r) = risk {
         let m = r.athlete_id.len();
@@ -603,27 +617,25 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
     filter.validate()?;
     let facts = input.reps;
     let n = facts.len();
-    for (name, len) in [
-        ("athlete", facts.athlete.len()),
-        ("gym", facts.gym.len()),
-        ("end_us", facts.end_us.len()),
-        ("exercise", facts.exercise.len()),
-        ("extensor_event", facts.extensor_event.len()),
-        ("load_kg", facts.load_kg.len()),
-        (
-            "peak_lumbar_flexion_deg",
-            facts.peak_lumbar_flexion_deg.len(),
-        ),
-        ("fatigue_score", facts.fatigue_score.len()),
-        ("stability_deficit", facts.stability_deficit.len()),
-        ("damage", facts.damage.len()),
-    ] {
-        if len != n {
-            return Err(AnalyticsError::InvalidOptions(format!(
-                "rep facts column {name} has {len} values, start_us has {n}"
-            )));
-        }
-    }
+    same_lengths(
+        "rep facts",
+        ("start_us", n),
+        &[
+            ("athlete", facts.athlete.len()),
+            ("gym", facts.gym.len()),
+            ("end_us", facts.end_us.len()),
+            ("exercise", facts.exercise.len()),
+            ("extensor_event", facts.extensor_event.len()),
+            ("load_kg", facts.load_kg.len()),
+            (
+                "peak_lumbar_flexion_deg",
+                facts.peak_lumbar_flexion_deg.len(),
+            ),
+            ("fatigue_score", facts.fatigue_score.len()),
+            ("stability_deficit", facts.stability_deficit.len()),
+            ("damage", facts.damage.len()),
+        ],
+    )?;
     check_risk(input.risk)?;
     let seen = Seen::new(&facts.athletes, &facts.gyms, &facts.athlete, &facts.gym)?;
     let u = universe(&seen, input.athletes, input.risk, filter);
@@ -880,20 +892,18 @@ fn prepare_buckets(
     filter.validate()?;
     let b = input.buckets;
     let n = b.len();
-    for (name, len) in [
-        ("athlete", b.athlete.len()),
-        ("gym", b.gym.len()),
-        ("exercise", b.exercise.len()),
-        ("reps", b.reps.len()),
-        ("events", b.events.len()),
-        ("damage_sum_nano", b.damage_sum_nano.len()),
-    ] {
-        if len != n {
-            return Err(AnalyticsError::InvalidOptions(format!(
-                "score buckets column {name} has {len} values, week_us has {n}"
-            )));
-        }
-    }
+    same_lengths(
+        "score buckets",
+        ("week_us", n),
+        &[
+            ("athlete", b.athlete.len()),
+            ("gym", b.gym.len()),
+            ("exercise", b.exercise.len()),
+            ("reps", b.reps.len()),
+            ("events", b.events.len()),
+            ("damage_sum_nano", b.damage_sum_nano.len()),
+        ],
+    )?;
     let values = b.fatigue.len();
     if b.offsets.len() != n + 1
         || b.stability.len() != values

@@ -8,14 +8,14 @@
 use liftguard_analytics::history::{HistoryInput, athlete_history};
 use liftguard_analytics::population::{
     Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions, TrendsInput,
-    load_monitoring, population_trends, rep_facts_from, trending_athletes,
+    load_monitoring, population_trends, trending_athletes,
 };
 use liftguard_analytics::testing::{Population, PopulationSpec, generate, trace_chunk};
 use liftguard_model::{AthleteId, GymId};
 use liftguard_proto::v1::RepRecord;
 use liftguard_store::testing::{PgTestDb, PgliteServer};
 use liftguard_store::{
-    Backend, MAX_TIME_US, Scope, ScopedRepQuery, ScoreBuckets, Store, StoreOptions,
+    Backend, MAX_TIME_US, RepFacts, Scope, ScopedRepQuery, ScoreBuckets, Store, StoreOptions,
 };
 use polars::prelude::DataFrame;
 
@@ -269,7 +269,7 @@ async fn identical_analytics_on_sqlite_postgres_and_timescale() {
     }
 
     // The store hands out exactly the generated rows, in the canonical order.
-    let baseline = rep_facts_from(&pop.reps);
+    let baseline = RepFacts::from_reps(&pop.reps);
     for (s, name) in [(&sqlite, "sqlite"), (&pg, "postgres"), (&ts, "timescale")] {
         let f = s
             .rep_facts(&Scope::all(), SECRET, 0, MAX_TIME_US + 1)

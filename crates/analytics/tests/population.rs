@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use liftguard_analytics::history::{HistoryInput, athlete_history};
 use liftguard_analytics::population::{
     CohortFilter, Dimension, LoadOptions, PopulationInput, TrendOptions, TrendingOptions, Trends,
-    TrendsInput, load_monitoring, rep_facts_from, trending_athletes,
+    TrendsInput, load_monitoring, trending_athletes,
 };
 use liftguard_analytics::testing::{Population, PopulationSpec, generate};
 use liftguard_analytics::time::{
@@ -17,7 +17,7 @@ use liftguard_analytics::time::{
 };
 use liftguard_proto::v1::RepRecord;
 use liftguard_store::rollups::{DAMAGE_SCALE, fixed};
-use liftguard_store::{RiskFacts, ScoreBuckets};
+use liftguard_store::{RepFacts, RiskFacts, ScoreBuckets};
 use polars::prelude::*;
 
 /// Population trends over the buckets of `input`'s reps (what the store's score buckets
@@ -113,7 +113,7 @@ fn quantile(values: &[f64], q: f64) -> f64 {
 #[test]
 fn weekly_counts_and_rates_are_exactly_the_generated_ones() {
     let pop = population();
-    let facts = rep_facts_from(&pop.reps);
+    let facts = RepFacts::from_reps(&pop.reps);
     let input = PopulationInput {
         reps: &facts,
         athletes: &pop.athletes,
@@ -152,7 +152,7 @@ fn weekly_counts_and_rates_are_exactly_the_generated_ones() {
 #[test]
 fn distributions_by_gym_and_exercise_match_a_direct_computation() {
     let pop = population();
-    let facts = rep_facts_from(&pop.reps);
+    let facts = RepFacts::from_reps(&pop.reps);
     let input = PopulationInput {
         reps: &facts,
         athletes: &pop.athletes,
@@ -246,7 +246,7 @@ fn distributions_by_gym_and_exercise_match_a_direct_computation() {
 #[test]
 fn cohort_bands_and_filters() {
     let pop = population();
-    let facts = rep_facts_from(&pop.reps);
+    let facts = RepFacts::from_reps(&pop.reps);
     let input = PopulationInput {
         reps: &facts,
         athletes: &pop.athletes,
@@ -339,7 +339,7 @@ fn cohort_bands_and_filters() {
 #[test]
 fn trending_finds_exactly_the_planted_athletes() {
     let pop = population();
-    let facts = rep_facts_from(&pop.reps);
+    let facts = RepFacts::from_reps(&pop.reps);
     let input = PopulationInput {
         reps: &facts,
         athletes: &pop.athletes,
@@ -405,7 +405,7 @@ fn trending_finds_exactly_the_planted_athletes() {
 #[test]
 fn trending_by_risk_and_risk_columns() {
     let pop = population();
-    let facts = rep_facts_from(&pop.reps);
+    let facts = RepFacts::from_reps(&pop.reps);
     // Daily risk: rising for the first athlete, flat for the others.
     let mut risk = RiskFacts::default();
     let start = pop.reps.iter().map(|r| r.start_us).min().unwrap();
@@ -470,7 +470,7 @@ fn trending_by_risk_and_risk_columns() {
 #[test]
 fn acute_chronic_load_matches_direct_sums() {
     let pop = population();
-    let facts = rep_facts_from(&pop.reps);
+    let facts = RepFacts::from_reps(&pop.reps);
     let input = PopulationInput {
         reps: &facts,
         athletes: &pop.athletes,
@@ -509,7 +509,7 @@ fn acute_chronic_load_matches_direct_sums() {
 #[test]
 fn wire_rows_follow_the_frames() {
     let pop = population();
-    let facts = rep_facts_from(&pop.reps);
+    let facts = RepFacts::from_reps(&pop.reps);
     let input = PopulationInput {
         reps: &facts,
         athletes: &pop.athletes,
@@ -605,8 +605,11 @@ fn facts_from_reps_are_in_store_order() {
     let pop = population();
     let mut shuffled = pop.reps.clone();
     shuffled.reverse();
-    assert_eq!(rep_facts_from(&shuffled), rep_facts_from(&pop.reps));
-    let f = rep_facts_from(&pop.reps);
+    assert_eq!(
+        RepFacts::from_reps(&shuffled),
+        RepFacts::from_reps(&pop.reps)
+    );
+    let f = RepFacts::from_reps(&pop.reps);
     assert_eq!(f.len(), pop.reps.len());
     assert_eq!(f.athletes.len(), pop.athletes.len());
 }
@@ -673,7 +676,7 @@ fn repeated_runs_are_bit_identical() {
         weeks: 7,
         ..PopulationSpec::default()
     });
-    let facts = rep_facts_from(&pop.reps);
+    let facts = RepFacts::from_reps(&pop.reps);
     let input = PopulationInput {
         reps: &facts,
         athletes: &pop.athletes,

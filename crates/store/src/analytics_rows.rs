@@ -264,6 +264,63 @@ struct FactRow<'a> {
     damage: f64,
 }
 
+impl<'a> FactRow<'a> {
+    fn of(r: &'a RepRecord) -> Self {
+        FactRow {
+            athlete: &r.athlete_id,
+            gym: &r.gym_id,
+            start_us: r.start_us,
+            end_us: r.end_us,
+            exercise: r.exercise,
+            extensor_event: r.extensor_event,
+            load_kg: r.load_kg,
+            peak_lumbar_flexion_deg: r.peak_lumbar_flexion_deg,
+            fatigue_score: r.fatigue_score,
+            stability_deficit: r.stability_deficit,
+            damage: r.damage,
+        }
+    }
+}
+
+impl RepFacts {
+    /// Rep facts of in-memory reps, exactly as [`Store::rep_facts`] returns them for those
+    /// rows with identity: in `(athlete_id, start_us)` order (a repeated key keeps the first
+    /// of the sorted rows), gyms coded in order of first appearance. For reps that never
+    /// went through a database, and for tests.
+    pub fn from_reps(reps: &[RepRecord]) -> RepFacts {
+        let mut sorted: Vec<&RepRecord> = reps.iter().collect();
+        sorted.sort_by(|a, b| {
+            a.athlete_id
+                .cmp(&b.athlete_id)
+                .then(a.start_us.cmp(&b.start_us))
+        });
+        sorted.dedup_by(|b, a| a.athlete_id == b.athlete_id && a.start_us == b.start_us);
+        let mut out = RepFacts::default();
+        let (mut athletes, mut gyms) = (HashMap::new(), HashMap::new());
+        for r in sorted {
+            let a = RepFacts::code(&mut out.athletes, &mut athletes, &r.athlete_id);
+            let g = RepFacts::code(&mut out.gyms, &mut gyms, &r.gym_id);
+            out.push_row(a, g, &FactRow::of(r));
+        }
+        out
+    }
+
+    /// Appends one row under already assigned athlete and gym codes.
+    fn push_row(&mut self, athlete: u32, gym: u32, r: &FactRow<'_>) {
+        self.athlete.push(athlete);
+        self.gym.push(gym);
+        self.start_us.push(r.start_us);
+        self.end_us.push(r.end_us);
+        self.exercise.push(r.exercise);
+        self.extensor_event.push(r.extensor_event);
+        self.load_kg.push(r.load_kg);
+        self.peak_lumbar_flexion_deg.push(r.peak_lumbar_flexion_deg);
+        self.fatigue_score.push(r.fatigue_score);
+        self.stability_deficit.push(r.stability_deficit);
+        self.damage.push(r.damage);
+    }
+}
+
 /// Appends one fact, dictionary-coding its athlete and gym (`prev` caches the last
 /// athlete: rows mostly come grouped by athlete). `ResultTooLarge` beyond [`MAX_ALL_REPS`].
 fn push_fact(
@@ -282,17 +339,7 @@ fn push_fact(
         }
     };
     let gym_code = RepFacts::code(&mut out.gyms, gyms, r.gym);
-    out.athlete.push(code);
-    out.gym.push(gym_code);
-    out.start_us.push(r.start_us);
-    out.end_us.push(r.end_us);
-    out.exercise.push(r.exercise);
-    out.extensor_event.push(r.extensor_event);
-    out.load_kg.push(r.load_kg);
-    out.peak_lumbar_flexion_deg.push(r.peak_lumbar_flexion_deg);
-    out.fatigue_score.push(r.fatigue_score);
-    out.stability_deficit.push(r.stability_deficit);
-    out.damage.push(r.damage);
+    out.push_row(code, gym_code, &r);
     if out.start_us.len() > MAX_ALL_REPS {
         return Err(StoreError::ResultTooLarge {
             what: "rep facts",

@@ -328,6 +328,17 @@ impl Store {
         dispatch!(self, db => db.enroll_athlete(gym, a).await)
     }
 
+    /// [`Store::enroll_athlete`] under a chosen id (tests and benchmarks that compare
+    /// backends need the same ids everywhere).
+    pub(crate) async fn enroll_athlete_as(
+        &self,
+        gym: &GymId,
+        a: &Athlete,
+        new_id: &str,
+    ) -> Result<Athlete, StoreError> {
+        dispatch!(self, db => db.enroll_athlete_as(gym, a, new_id).await)
+    }
+
     pub async fn get_athlete(&self, id: &AthleteId) -> Result<Option<Athlete>, StoreError> {
         dispatch!(self, db => db.get_athlete(id).await)
     }

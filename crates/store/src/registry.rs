@@ -166,10 +166,21 @@ macro_rules! registry_impl {
                 gym: &GymId,
                 a: &Athlete,
             ) -> Result<Athlete, StoreError> {
+                let new_id = format!("a-{}", crate::common::random_hex(8)?);
+                self.enroll_athlete_as(gym, a, &new_id).await
+            }
+
+            /// [`Self::enroll_athlete`] with the id a new athlete gets chosen by the caller
+            /// (an athlete already enrolled under `(gym, external_ref)` keeps theirs).
+            pub(crate) async fn enroll_athlete_as(
+                &self,
+                gym: &GymId,
+                a: &Athlete,
+                new_id: &str,
+            ) -> Result<Athlete, StoreError> {
                 crate::registry::validate_athlete(gym, a)?;
                 self.require_gym(gym).await?;
                 let now = Self::db_time(crate::common::now_us())?;
-                let new_id = format!("a-{}", crate::common::random_hex(8)?);
                 let row = sqlx::query(concat!(
                     "INSERT INTO athletes (athlete_id, gym_id, external_ref, display_name, height_m, mass_kg, \
                      capacity_deadlift_kg, capacity_squat_kg, capacity_swing_kg, birth_year, sex, \
@@ -191,7 +202,7 @@ macro_rules! registry_impl {
                     " RETURNING ",
                     crate::registry::athlete_columns!()
                 ))
-                .bind(&new_id)
+                .bind(new_id)
                 .bind(gym.as_str())
                 .bind(&a.external_ref)
                 .bind(&a.display_name)

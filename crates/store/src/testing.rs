@@ -44,47 +44,23 @@ pub async fn seed_population(
 }
 
 /// Enrolls `a` under the id `a.athlete_id` as given (the Registry picks random ids; tests
-/// and benchmarks that compare backends need the same ids everywhere), on any backend.
+/// and benchmarks that compare backends need the same ids everywhere), on any backend,
+/// through the registry's own enrollment.
 pub async fn insert_athlete_with_id(
     store: &crate::Store,
     a: &liftguard_proto::v1::Athlete,
 ) -> Result<(), crate::StoreError> {
-    let cols = "athlete_id, gym_id, external_ref, display_name, height_m, mass_kg, \
-         capacity_deadlift_kg, capacity_squat_kg, capacity_swing_kg, birth_year, sex, \
-         training_age_years, sport";
-    macro_rules! bind_all {
-        ($q:expr) => {
-            $q.bind(a.athlete_id.clone())
-                .bind(a.gym_id.clone())
-                .bind(a.external_ref.clone())
-                .bind(a.display_name.clone())
-                .bind(a.height_m)
-                .bind(a.mass_kg)
-                .bind(a.capacity_deadlift_kg)
-                .bind(a.capacity_squat_kg)
-                .bind(a.capacity_swing_kg)
-                .bind(a.birth_year)
-                .bind(a.sex.clone())
-                .bind(a.training_age_years)
-                .bind(a.sport.clone())
-        };
-    }
-    if let Some(pool) = store.pg_pool() {
-        let sql = format!(
-            "INSERT INTO athletes ({cols}, created_at, updated_at) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now(), now())"
-        );
-        bind_all!(sqlx::query(AssertSqlSafe(sql)))
-            .execute(pool)
-            .await?;
-    } else if let Some(pool) = store.sqlite_pool() {
-        let sql = format!(
-            "INSERT INTO athletes ({cols}, created_us, updated_us) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 0, 0)"
-        );
-        bind_all!(sqlx::query(AssertSqlSafe(sql)))
-            .execute(pool)
-            .await?;
+    let gym = liftguard_model::GymId::parse(a.gym_id.clone())
+        .map_err(|e| crate::StoreError::invalid("athlete.gym_id", e.to_string()))?;
+    let enrolled = store.enroll_athlete_as(&gym, a, &a.athlete_id).await?;
+    if enrolled.athlete_id != a.athlete_id {
+        return Err(crate::StoreError::invalid(
+            "athlete.external_ref",
+            format!(
+                "already enrolled as {} in gym {}",
+                enrolled.athlete_id, a.gym_id
+            ),
+        ));
     }
     Ok(())
 }

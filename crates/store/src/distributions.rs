@@ -341,6 +341,11 @@ fn aggs(pg: bool) -> String {
     )
 }
 
+/// What a PostgreSQL read selects, in [`Builder::push_row`] order, and from where (sums
+/// of the continuous aggregate are numeric: read as int8).
+const PG_READ: &str = "week, gym_id, athlete_id, exercise, reps::int8, events::int8, \
+     damage_sum_n::int8, fatigue, stability FROM rollup_athlete_week_scores";
+
 /// The columns of the fallbacks' table, in order.
 pub(crate) const SCORE_COLUMNS: &str =
     "week, gym_id, athlete_id, exercise, reps, events, damage_sum_n, fatigue, stability";
@@ -563,13 +568,11 @@ impl Store {
         let plan = plan(from, to, &pending);
         let mut b = Builder::default();
         let mut present: HashMap<String, String> = HashMap::new();
+        // Rows name an athlete once per bucket: present each id once.
         let mut shown = |id: String| -> String {
-            if scope.identity {
-                return id;
-            }
             present
                 .entry(id)
-                .or_insert_with_key(|id| crate::access::pseudonym(secret, id))
+                .or_insert_with_key(|id| scope.present(secret, id))
                 .clone()
         };
         for &(a, z) in &plan.rollup {
@@ -577,9 +580,8 @@ impl Store {
                 // A real server: binary COPY, decoded here (pglite has no COPY).
                 Db::Pg(pg) if !pg.wasm => {
                     let sql = format!(
-                        "COPY (SELECT week, gym_id, athlete_id, exercise, reps::int8, events::int8, \
-                         damage_sum_n::int8, fatigue, stability FROM rollup_athlete_week_scores \
-                         WHERE week >= {} AND week < {}{}) TO STDOUT (FORMAT binary)",
+                        "COPY (SELECT {PG_READ} WHERE week >= {} AND week < {}{}) \
+                         TO STDOUT (FORMAT binary)",
                         pg_time_literal(a)?,
                         pg_time_literal(z)?,
                         copy_scope_filter(scope)
@@ -606,11 +608,8 @@ impl Store {
                     decoder.finish()?;
                 }
                 Db::Pg(pg) => {
-                    let mut qb = QueryBuilder::<Postgres>::new(
-                        "SELECT week, gym_id, athlete_id, exercise, reps::int8, events::int8, \
-                         damage_sum_n::int8, fatigue, stability FROM rollup_athlete_week_scores \
-                         WHERE week >= ",
-                    );
+                    let mut qb =
+                        QueryBuilder::<Postgres>::new(format!("SELECT {PG_READ} WHERE week >= "));
                     qb.push_bind(pg_ts(a)?);
                     qb.push(" AND week < ");
                     qb.push_bind(pg_ts(z)?);

@@ -325,8 +325,8 @@ struct Exercises {
 
 struct Prepared {
     universe: Universe,
-    /// a, week, start_us, k_gym, k_age, k_sex, k_tage, k_sport, k_ex, event, load,
-    /// fatigue, stability, damage.
+    /// a, week, start_us, k_gym, k_age, k_sex, k_tage, k_sport, event, load (what trending
+    /// and load read).
     reps: DataFrame,
     /// a, week, day_us, k_gym, k_age, k_sex, k_tage, k_sport, p (None without risk).
     risk: Option<DataFrame>,
@@ -639,7 +639,6 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
     check_risk(input.risk)?;
     let seen = Seen::new(&facts.athletes, &facts.gyms, &facts.athlete, &facts.gym)?;
     let u = universe(&seen, input.athletes, input.risk, filter);
-    let exercises = exercises_of(facts.exercise.iter().copied().collect());
     let mut coder = Coder::new(&u, &seen, filter);
     let mut c = RepCols::with_capacity(n);
     for i in 0..n {
@@ -649,18 +648,8 @@ fn prepare(input: &PopulationInput<'_>, filter: &CohortFilter) -> Result<Prepare
         };
         c.keys.push(&u, a, week, coder.gym(facts.gym[i]), age);
         c.start.push(facts.start_us[i]);
-        c.ex.push(
-            exercises
-                .code_of
-                .get(&facts.exercise[i])
-                .copied()
-                .unwrap_or(0),
-        );
         c.event.push(facts.extensor_event[i]);
         c.load.push(f64::from(facts.load_kg[i]));
-        c.fatigue.push(f64::from(facts.fatigue_score[i]));
-        c.stability.push(f64::from(facts.stability_deficit[i]));
-        c.damage.push(facts.damage[i]);
     }
     let reps = c.frame()?;
     let risk = risk_frame(input.risk, &u, filter)?;
@@ -726,17 +715,13 @@ impl KeyCols {
     }
 }
 
-/// Rep rows: keys, `start_us, k_ex, event, load, fatigue, stability, damage`.
+/// Rep rows: keys, `start_us, event, load`.
 #[derive(Default)]
 struct RepCols {
     keys: KeyCols,
     start: Vec<i64>,
-    ex: Vec<u32>,
     event: Vec<bool>,
     load: Vec<f64>,
-    fatigue: Vec<f64>,
-    stability: Vec<f64>,
-    damage: Vec<f64>,
 }
 
 impl RepCols {
@@ -744,12 +729,8 @@ impl RepCols {
         Self {
             keys: KeyCols::with_capacity(n),
             start: Vec::with_capacity(n),
-            ex: Vec::with_capacity(n),
             event: Vec::with_capacity(n),
             load: Vec::with_capacity(n),
-            fatigue: Vec::with_capacity(n),
-            stability: Vec::with_capacity(n),
-            damage: Vec::with_capacity(n),
         }
     }
 
@@ -757,12 +738,8 @@ impl RepCols {
         self.keys.frame(
             vec![
                 series("start_us", self.start),
-                series("k_ex", self.ex),
                 series("event", self.event),
                 series("load", self.load),
-                series("fatigue", self.fatigue),
-                series("stability", self.stability),
-                series("damage", self.damage),
             ],
             "building the population rep frame",
         )
